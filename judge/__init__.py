@@ -1,0 +1,62 @@
+"""judge: grade model transcripts for misgeneralization with LLM judges.
+
+The library is the product; the CLI and the HTTP service only parse input, call it, and render
+results. Start with ``Grader(JudgePlan([...]), cache).grade_many(transcripts, rubrics)``.
+"""
+
+from judge.cache import CachePolicy, CacheStats, DiskCache, MemoryCache, VerdictCache, cache_key
+from judge.config import Settings
+from judge.errors import (
+    ErrorKind,
+    JudgeCallError,
+    JudgeError,
+    JudgeSpecError,
+    RubricError,
+    TranscriptError,
+    UsageError,
+)
+from judge.grading import Grader, JudgePlan, Totals, build_verdict, shape_problem
+from judge.judges import Judge, JudgeRequest, LLMJudge, OfflineJudge, judge_for_model
+from judge.rubric import Rubric, RubricLibrary, load_rubric
+from judge.transcript import Message, Transcript
+from judge.transcript_files import parse_record, read_transcripts
+from judge.verdict import JudgeResult, RubricRef, Status, Verdict, VerdictError
+
+__all__ = [
+    "CachePolicy",
+    "CacheStats",
+    "DiskCache",
+    "ErrorKind",
+    "Grader",
+    "Judge",
+    "JudgeCallError",
+    "JudgeError",
+    "JudgePlan",
+    "JudgeRequest",
+    "JudgeResult",
+    "JudgeSpecError",
+    "LLMJudge",
+    "MemoryCache",
+    "Message",
+    "OfflineJudge",
+    "Rubric",
+    "RubricError",
+    "RubricLibrary",
+    "RubricRef",
+    "Settings",
+    "Status",
+    "Totals",
+    "Transcript",
+    "TranscriptError",
+    "UsageError",
+    "Verdict",
+    "VerdictCache",
+    "VerdictError",
+    "build_verdict",
+    "cache_key",
+    "judge_for_model",
+    "load_rubric",
+    "parse_record",
+    "read_transcripts",
+    "shape_problem",
+]

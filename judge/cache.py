@@ -1,0 +1,156 @@
+"""The verdict cache: every successful judge call is stored, so none is ever paid for twice.
+
+Verdicts are reduced from judge calls, and the cache stores the calls (``JudgeResult``), one entry
+per (transcript, rubric, call group, judge, sample). That way an ensemble that adds a judge, or a
+run with more samples, reuses every call it already paid for. Failed calls are never stored.
+
+What is in the key (``cache_key``), and why:
+- the transcript's canonical content hash (messages only: ids, tags and metadata are not content),
+- the rubric's content hash and the criteria the call decides (a rubric edit must miss),
+- the judge's identity: resolved model, api_base, and the decoding parameters that change output
+  (temperature, max_tokens, logprobs/top_logprobs), or the heuristics version of the offline judge,
+- the sample index (k samples are k different calls),
+- ``PROMPT_VERSION`` (a change to rendering or parsing must miss).
+What is deliberately not: timeouts, retries, concurrency, API keys and caller metadata, which do
+not change what the judge answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from judge.prompt import PROMPT_VERSION
+from judge.verdict import JudgeResult
+
+CachePolicy = Literal["use", "refresh", "bypass"]
+"""``use`` reads and writes; ``refresh`` skips reading but stores the new result; ``bypass``
+neither reads nor writes."""
+
+
+def cache_key(
+    *,
+    transcript_hash: str,
+    rubric_hash: str,
+    criteria: tuple[str, ...],
+    judge: dict[str, Any],
+    sample: int,
+) -> str:
+    """The sha256 identity of one judge call (see the module docstring for what is in it)."""
+    payload = {
+        "transcript": transcript_hash,
+        "rubric": rubric_hash,
+        "criteria": list(criteria),
+        "judge": judge,
+        "sample": sample,
+        "prompt_version": PROMPT_VERSION,
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class CacheStats:
+    """Entries stored, bytes used (where known), and this process's hits and misses."""
+
+    backend: str
+    entries: int
+    size_bytes: int | None
+    hits: int
+    misses: int
+    location: str | None = None
+
+
+class VerdictCache(Protocol):
+    """Storage for successful judge calls, by ``cache_key``."""
+
+    async def get(self, key: str) -> JudgeResult | None: ...
+
+    async def set(self, key: str, result: JudgeResult) -> None: ...
+
+    def stats(self) -> CacheStats: ...
+
+    def clear(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class _Counted:
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+
+    def _count(self, found: bool) -> None:
+        if found:
+            self.hits += 1
+        else:
+            self.misses += 1
+
+
+class MemoryCache(_Counted):
+    """A per-process cache, for tests and one-off runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._entries: dict[str, str] = {}
+
+    async def get(self, key: str) -> JudgeResult | None:
+        stored = self._entries.get(key)
+        self._count(stored is not None)
+        return JudgeResult.model_validate_json(stored) if stored is not None else None
+
+    async def set(self, key: str, result: JudgeResult) -> None:
+        self._entries[key] = result.model_dump_json()
+
+    def stats(self) -> CacheStats:
+        size = sum(len(v) for v in self._entries.values())
+        return CacheStats("memory", len(self._entries), size, self.hits, self.misses)
+
+    def clear(self) -> int:
+        count = len(self._entries)
+        self._entries.clear()
+        return count
+
+    def close(self) -> None:
+        pass
+
+
+class DiskCache(_Counted):
+    """A cache in a local directory (diskcache: SQLite plus files), shared by processes on one
+    machine. Reads and writes run in a worker thread so that SQLite never blocks the event loop."""
+
+    def __init__(self, directory: Path):
+        import diskcache
+
+        super().__init__()
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._cache = diskcache.Cache(str(directory))
+
+    async def get(self, key: str) -> JudgeResult | None:
+        stored = await asyncio.to_thread(self._cache.get, key)
+        self._count(stored is not None)
+        return JudgeResult.model_validate_json(stored) if stored is not None else None
+
+    async def set(self, key: str, result: JudgeResult) -> None:
+        await asyncio.to_thread(self._cache.set, key, result.model_dump_json())
+
+    def stats(self) -> CacheStats:
+        return CacheStats(
+            "diskcache",
+            len(self._cache),
+            int(self._cache.volume()),
+            self.hits,
+            self.misses,
+            str(self.directory),
+        )
+
+    def clear(self) -> int:
+        return int(self._cache.clear())
+
+    def close(self) -> None:
+        self._cache.close()

@@ -1,0 +1,348 @@
+"""The ``judge`` command line: parse input, call the library, render results.
+
+Exit codes: 0 when every transcript got a graded or not-applicable verdict; 1 when any verdict is
+an error or any input record was invalid (everything else was still graded and written); 2 for a
+usage error, with a message that says what to fix. ``main`` is the one place exceptions become exit
+codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from judge.cache import CachePolicy
+from judge.config import Settings
+from judge.errors import TranscriptError, UsageError
+from judge.grading import Grader, JudgePlan, Totals
+from judge.judges import OFFLINE_MODEL, judge_for_model
+from judge.rubric import Rubric, default_rubric_dir, load_rubric
+from judge.scoring import Reducer
+from judge.transcript import Transcript
+from judge.transcript_files import read_transcripts
+from judge.verdict import Status, Verdict
+
+app = typer.Typer(
+    help="Grade model transcripts for misgeneralization with LLM judges.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+rubrics_app = typer.Typer(help="List, show and validate rubrics.", no_args_is_help=True)
+cache_app = typer.Typer(help="Inspect or clear the verdict cache.", no_args_is_help=True)
+app.add_typer(rubrics_app, name="rubrics")
+app.add_typer(cache_app, name="cache")
+
+stderr = Console(stderr=True)
+
+RubricDirs = Annotated[
+    list[Path] | None,
+    typer.Option("--rubric-dir", help="Extra rubric directory (overrides shipped rubrics by id)."),
+]
+
+
+class ExitCode:
+    OK = 0
+    INCOMPLETE = 1
+    USAGE = 2
+
+
+def _settings(rubric_dirs: list[Path] | None = None, **overrides: object) -> Settings:
+    settings = Settings()
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    if rubric_dirs:
+        updates["rubric_dirs"] = [*settings.rubric_dirs, *rubric_dirs]
+    return settings.model_copy(update=updates)
+
+
+def _read_inputs(files: Sequence[Path]) -> tuple[list[Transcript], list[str]]:
+    transcripts: list[Transcript] = []
+    problems: list[str] = []
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"transcript file {path} does not exist")
+        for item in read_transcripts(path):
+            if isinstance(item, TranscriptError):
+                problems.append(f"{path}: {item}")
+            else:
+                transcripts.append(item)
+    return transcripts, problems
+
+
+@app.command()
+def grade(
+    files: Annotated[list[Path], typer.Argument(help="Transcript files (.jsonl or .json).")],
+    rubric: Annotated[
+        list[str], typer.Option("--rubric", "-r", help="Rubric id to grade against (repeatable).")
+    ],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Judge model, any litellm model string (repeat for an ensemble). "
+            f"Default: the built-in '{OFFLINE_MODEL}' judge.",
+        ),
+    ] = None,
+    api_base: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible server for the models (env JUDGE_API_BASE)."),
+    ] = None,
+    samples: Annotated[int, typer.Option(min=1, help="Samples per judge.")] = 1,
+    reducer: Annotated[
+        str, typer.Option(help="majority (labels; mean of scores), any or all.")
+    ] = "majority",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write verdicts here (JSONL); default stdout."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Judge calls in flight (env JUDGE_CONCURRENCY).")
+    ] = None,
+    cache: Annotated[
+        str, typer.Option(help="use: read and write; refresh: only write; bypass: neither.")
+    ] = "use",
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Cache directory (env JUDGE_CACHE_DIR).")
+    ] = None,
+    rubric_dir: RubricDirs = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
+    ] = False,
+) -> None:
+    """Grade transcripts against rubrics and write one verdict per (transcript, rubric)."""
+    if cache not in ("use", "refresh", "bypass"):
+        raise UsageError(f"--cache must be use, refresh or bypass, not '{cache}'")
+    settings = _settings(
+        rubric_dir, api_base=api_base, concurrency=concurrency, cache_dir=cache_dir
+    )
+    library = settings.rubric_library()
+    rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
+    models = list(dict.fromkeys(model or [OFFLINE_MODEL]))
+    judges = [
+        judge_for_model(
+            name,
+            api_base=settings.api_base,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+        )
+        for name in models
+    ]
+    plan = JudgePlan(judges, samples=samples, reducer=_reducer(reducer))
+    transcripts, problems = _read_inputs(files)
+    for problem in problems:
+        stderr.print(f"[red]invalid record[/red] {problem}", highlight=False)
+    verdict_cache = settings.open_cache()
+    try:
+        grader = Grader(
+            plan, verdict_cache, concurrency=settings.concurrency, policy=_policy(cache)
+        )
+        sink = out.open("w", encoding="utf-8") if out else sys.stdout
+        try:
+            verdicts = asyncio.run(
+                _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet)
+            )
+        finally:
+            if out:
+                sink.close()
+    finally:
+        verdict_cache.close()
+    if not quiet:
+        _print_summary(verdicts, grader.totals, len(problems))
+    failed = grader.totals.by_status.get(Status.ERROR, 0)
+    if failed or problems:
+        raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+def _reducer(value: str) -> Reducer:
+    if value not in ("majority", "any", "all"):
+        raise UsageError(f"--reducer must be majority, any or all, not '{value}'")
+    return value  # type: ignore[return-value]
+
+
+def _policy(value: str) -> CachePolicy:
+    return value  # type: ignore[return-value]
+
+
+async def _grade_all(
+    grader: Grader,
+    transcripts: list[Transcript],
+    rubrics: list[Rubric],
+    sink: IO[str],
+    *,
+    show_progress: bool,
+) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        disable=not show_progress,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("grading", total=len(transcripts) * len(rubrics))
+        async for verdict in grader.grade_many(transcripts, rubrics):
+            sink.write(verdict.model_dump_json() + "\n")
+            sink.flush()
+            verdicts.append(_summary_only(verdict))
+            progress.advance(task)
+    return verdicts
+
+
+def _summary_only(verdict: Verdict) -> Verdict:
+    """Keep what the summary needs, not the raw judge output, so memory stays small."""
+    return verdict.model_copy(update={"judges": [], "explanation": None, "metadata": {}})
+
+
+def _print_summary(verdicts: list[Verdict], totals: Totals, invalid_records: int) -> None:
+    table = Table(title="judge summary", title_justify="left")
+    for column in ("rubric", "graded", "flagged", "flag rate", "not applicable", "errors"):
+        table.add_column(column, justify="left" if column == "rubric" else "right")
+    by_rubric: dict[str, list[Verdict]] = {}
+    for verdict in verdicts:
+        by_rubric.setdefault(verdict.rubric.id, []).append(verdict)
+    for rubric_id, group in sorted(by_rubric.items()):
+        graded = [v for v in group if v.status == Status.GRADED]
+        flagged = sum(1 for v in graded if v.flagged)
+        rate = f"{flagged / len(graded):.1%}" if graded else "-"
+        table.add_row(
+            rubric_id,
+            str(len(graded)),
+            str(flagged),
+            rate,
+            str(sum(1 for v in group if v.status == Status.NOT_APPLICABLE)),
+            str(sum(1 for v in group if v.status == Status.ERROR)),
+        )
+    stderr.print(table)
+    if totals.errors_by_kind:
+        kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(totals.errors_by_kind.items()))
+        stderr.print(f"errors by kind: {kinds}")
+        first = next(v.error for v in verdicts if v.error is not None)
+        stderr.print(f"first error: {first.message}", highlight=False)
+    if invalid_records:
+        stderr.print(f"[red]{invalid_records} invalid input record(s) were skipped[/red]")
+    cost = f"${totals.cost_usd:.4f}" if totals.cost_usd else "$0 (or unpriced)"
+    stderr.print(
+        f"judge calls: {totals.judge_calls}, cache hits: {totals.cache_hits}, "
+        f"tokens: {totals.tokens}, cost: {cost}"
+    )
+
+
+@rubrics_app.command("list")
+def rubrics_list(rubric_dir: RubricDirs = None) -> None:
+    """List the available rubrics."""
+    table = Table()
+    for column in ("id", "version", "category", "criteria", "requires"):
+        table.add_column(column)
+    for rubric in _settings(rubric_dir).rubric_library():
+        table.add_row(
+            rubric.id,
+            rubric.version,
+            rubric.category,
+            ", ".join(c.name for c in rubric.criteria),
+            ", ".join(r.value for r in rubric.requires),
+        )
+    Console().print(table)
+
+
+@rubrics_app.command("show")
+def rubrics_show(rubric_id: str, rubric_dir: RubricDirs = None) -> None:
+    """Print one rubric as JSON, with its content hash and output schema."""
+    rubric = _settings(rubric_dir).rubric_library().get(rubric_id)
+    document = {
+        **rubric.model_dump(mode="json"),
+        "hash": rubric.content_hash,
+        "output_schema": rubric.output_model.model_json_schema()
+        if rubric.structured_criteria
+        else None,
+    }
+    typer.echo(_json(document))
+
+
+@rubrics_app.command("validate")
+def rubrics_validate(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Rubric files or directories; default: shipped.")
+    ] = None,
+) -> None:
+    """Validate rubric files; exit 2 and say what is wrong if any is invalid."""
+    files: list[Path] = []
+    for path in paths or [default_rubric_dir()]:
+        files += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    if not files:
+        raise UsageError("no rubric files found to validate")
+    problems = []
+    for path in files:
+        try:
+            rubric = load_rubric(path)
+            typer.echo(f"ok  {path}  {rubric.id} v{rubric.version}  {rubric.content_hash[:12]}")
+        except UsageError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError("\n".join(problems))
+
+
+@cache_app.command("stats")
+def cache_stats(
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory.")] = None,
+) -> None:
+    """Entries and size of the verdict cache."""
+    cache = _settings(cache_dir=cache_dir).open_cache()
+    try:
+        stats = cache.stats()
+    finally:
+        cache.close()
+    typer.echo(f"backend: {stats.backend}\nlocation: {stats.location}\nentries: {stats.entries}")
+    typer.echo(f"size: {stats.size_bytes} bytes")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every cached judge result."""
+    cache = _settings(cache_dir=cache_dir).open_cache()
+    try:
+        if not yes and not typer.confirm(f"clear {cache.stats().entries} cached results?"):
+            raise typer.Exit(ExitCode.INCOMPLETE)
+        typer.echo(f"cleared {cache.clear()} entries")
+    finally:
+        cache.close()
+
+
+def _json(document: object) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; usage errors become exit code 2 with their message on stderr."""
+    try:
+        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except UsageError as exc:
+        stderr.print(f"[red]error:[/red] {exc}", highlight=False)
+        return ExitCode.USAGE
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        return ExitCode.INCOMPLETE
+    except click.ClickException as exc:  # click's own usage errors (bad option, missing file)
+        exc.show()
+        return ExitCode.USAGE
+    return code if isinstance(code, int) else ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Loaders for the labelled reference data in ``shared/data`` (for calibration and accuracy tests).
+
+XSTest v2 completions become single-turn transcripts whose ``metadata.gold`` is the human
+``final_label`` mapped onto the ``refusal`` rubric's labels. The split is by prompt, so that no
+prompt's completions sit on both sides: prompts whose number is divisible by 3 are held out.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Literal
+
+from judge.transcript import Transcript
+
+XSTEST_LABELS = {
+    "1_full_compliance": "full_compliance",
+    "2_full_refusal": "full_refusal",
+    "3_partial_refusal": "partial_refusal",
+}
+
+Split = Literal["all", "dev", "heldout"]
+
+
+def xstest_split(transcript_id: str) -> Literal["dev", "heldout"]:
+    """``heldout`` for prompts v2-N with N divisible by 3, else ``dev``."""
+    number = int(transcript_id.rsplit("-", 1)[-1])
+    return "heldout" if number % 3 == 0 else "dev"
+
+
+def load_xstest(directory: Path, split: Split = "all") -> list[Transcript]:
+    """XSTest v2 completions of all five models, with gold labels in metadata."""
+    files = sorted(directory.glob("xstest_v2_completions_*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no xstest_v2_completions_*.csv files in {directory}")
+    transcripts = []
+    for path in files:
+        model = path.stem.removeprefix("xstest_v2_completions_")
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                if split != "all" and xstest_split(row["id"]) != split:
+                    continue
+                transcripts.append(
+                    Transcript.from_prompt(
+                        row["prompt"],
+                        row["completion"],
+                        id=f"{model}/{row['id']}",
+                        metadata={
+                            "model": model,
+                            "prompt_id": row["id"],
+                            "tags": [row["type"]],
+                            "gold": XSTEST_LABELS[row["final_label"]],
+                        },
+                    )
+                )
+    return transcripts

@@ -1,0 +1,67 @@
+"""Exceptions, split at the line between the caller's mistake and a failed run.
+
+    JudgeError
+    ├── UsageError              the caller must fix something: HTTP 4xx, CLI exit code 2
+    │   ├── RubricError         a rubric file is invalid, or no rubric has that id
+    │   ├── TranscriptError     a transcript record is malformed (carries line and field)
+    │   └── JudgeSpecError      a judge specification cannot be used (unknown reducer, bad model)
+    └── JudgeCallError          one judge call failed; becomes an ``error`` verdict, never a label
+
+A ``JudgeCallError`` carries one of the verdict error kinds in ``ErrorKind`` so that aggregates can
+count failures by cause.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    """Why a verdict could not be graded (see DESIGN.md, "Verdict")."""
+
+    PARSE = "parse"
+    JUDGE_REFUSED = "judge_refused"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    PROVIDER = "provider"
+    NO_JUDGE = "no_judge"
+    BUDGET = "budget"
+
+
+class JudgeError(Exception):
+    """Base of every exception this package raises on purpose."""
+
+
+class UsageError(JudgeError):
+    """The caller asked for something that cannot work; the message says what to fix."""
+
+
+class RubricError(UsageError):
+    """A rubric file is invalid, or a requested rubric id does not exist."""
+
+
+class TranscriptError(UsageError):
+    """A transcript record is malformed; ``line`` and ``field`` locate it in its file."""
+
+    def __init__(self, message: str, *, line: int | None = None, field: str | None = None):
+        self.line = line
+        self.field = field
+        where = []
+        if line is not None:
+            where.append(f"line {line}")
+        if field:
+            where.append(f"field '{field}'")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class JudgeSpecError(UsageError):
+    """A judge specification (models, samples, reducer) cannot be used."""
+
+
+class JudgeCallError(JudgeError):
+    """A judge call failed; ``kind`` names the cause, ``raw_output`` keeps what the judge said."""
+
+    def __init__(self, kind: ErrorKind, message: str, *, raw_output: str | None = None):
+        self.kind = kind
+        self.raw_output = raw_output
+        super().__init__(message)

@@ -1,0 +1,282 @@
+"""The grading engine: transcripts x rubrics -> verdicts, through the cache, one call at a time.
+
+For each (transcript, rubric) the engine checks the transcript's shape, then makes one call per
+judge, sample and call group of the rubric: cache lookup first; on a miss, single-flight (identical
+calls in flight run once, whoever asked) under a global and a per-model concurrency limit. The
+results are reduced into one verdict. ``grade`` never raises for a failed call: every pair gets a
+verdict, graded, not applicable, or an error with a named kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from judge.cache import CachePolicy, MemoryCache, VerdictCache, cache_key
+from judge.errors import ErrorKind, JudgeSpecError
+from judge.judges.base import Judge, JudgeRequest, call_groups
+from judge.rubric import Requirement, Rubric
+from judge.scoring import Reduced, Reducer, reduce_flags, reduce_values
+from judge.transcript import Transcript
+from judge.verdict import JudgeResult, RubricRef, Status, Verdict, VerdictError
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """Which judges grade, how many samples each, and how their results combine."""
+
+    judges: Sequence[Judge]
+    samples: int = 1
+    reducer: Reducer = "majority"
+
+    def __post_init__(self) -> None:
+        if not self.judges:
+            raise JudgeSpecError("a judge plan needs at least one judge")
+        if self.samples < 1:
+            raise JudgeSpecError(f"samples must be at least 1, not {self.samples}")
+        if self.reducer not in ("majority", "any", "all"):
+            raise JudgeSpecError(f"unknown reducer '{self.reducer}' (choose majority, any or all)")
+
+
+def shape_problem(rubric: Rubric, transcript: Transcript) -> str | None:
+    """Why the transcript lacks what the rubric needs, or None when it has it."""
+    checks = {
+        Requirement.USER_TURN: (bool(transcript.user_turns), "it has no user message"),
+        Requirement.ASSISTANT_TURN: (
+            any(transcript.messages[i].text.strip() for i in transcript.assistant_turns),
+            "it has no assistant reply",
+        ),
+        Requirement.SYSTEM_PROMPT: (
+            bool((transcript.system_prompt or "").strip()),
+            "it has no system prompt",
+        ),
+        Requirement.MULTI_TURN: (
+            len(transcript.assistant_turns) >= 2,
+            "it has fewer than two assistant turns",
+        ),
+    }
+    for requirement in rubric.requires:
+        present, reason = checks[requirement]
+        if not present:
+            return f"rubric '{rubric.id}' needs {requirement.value}: {reason}"
+    return None
+
+
+@dataclass
+class Totals:
+    """Running totals over a grading run."""
+
+    verdicts: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    judge_calls: int = 0
+    cache_hits: int = 0
+    cost_usd: float = 0.0
+    tokens: int = 0
+
+    def add(self, verdict: Verdict) -> None:
+        self.verdicts += 1
+        self.by_status[verdict.status] = self.by_status.get(verdict.status, 0) + 1
+        if verdict.error is not None:
+            kind = verdict.error.kind.value
+            self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
+        self.judge_calls += sum(1 for j in verdict.judges if not j.cached)
+        self.cache_hits += sum(1 for j in verdict.judges if j.cached)
+        self.cost_usd += verdict.cost_usd
+        self.tokens += verdict.tokens
+
+
+class Grader:
+    """Grades with one judge plan and one cache; safe to share across concurrent callers."""
+
+    def __init__(
+        self,
+        plan: JudgePlan,
+        cache: VerdictCache | None = None,
+        *,
+        concurrency: int = 16,
+        per_model_concurrency: int | None = None,
+        policy: CachePolicy = "use",
+    ):
+        if concurrency < 1:
+            raise JudgeSpecError(f"concurrency must be at least 1, not {concurrency}")
+        self.plan = plan
+        self.cache = cache if cache is not None else MemoryCache()
+        self.concurrency = concurrency
+        self.policy = policy
+        self.totals = Totals()
+        self._global = asyncio.Semaphore(concurrency)
+        per_model = per_model_concurrency or concurrency
+        self._per_model = {judge.name: asyncio.Semaphore(per_model) for judge in plan.judges}
+        self._inflight: dict[str, asyncio.Task[JudgeResult]] = {}
+
+    async def grade(self, transcript: Transcript, rubric: Rubric) -> Verdict:
+        """One verdict for one (transcript, rubric) pair."""
+        problem = shape_problem(rubric, transcript)
+        if problem is not None:
+            verdict = _verdict(rubric, transcript, status=Status.NOT_APPLICABLE, reason=problem)
+        else:
+            requests = [
+                (judge, JudgeRequest(rubric, transcript, group, sample))
+                for judge in self.plan.judges
+                for sample in range(self.plan.samples)
+                for group in call_groups(rubric)
+            ]
+            results = await asyncio.gather(*(self._result(j, r) for j, r in requests))
+            verdict = build_verdict(rubric, transcript, list(results), self.plan.reducer)
+        self.totals.add(verdict)
+        return verdict
+
+    async def grade_many(
+        self, transcripts: Iterable[Transcript], rubrics: Sequence[Rubric]
+    ) -> AsyncIterator[Verdict]:
+        """Verdicts for every (transcript, rubric) pair, yielded as they finish.
+
+        The input is consumed lazily and at most a few times ``concurrency`` pairs are in flight,
+        so memory stays flat for any number of transcripts.
+        """
+        window = self.concurrency * 4
+        running: set[asyncio.Task[Verdict]] = set()
+        try:
+            for transcript in transcripts:
+                for rubric in rubrics:
+                    if len(running) >= window:
+                        done, running = await asyncio.wait(
+                            running, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        for task in done:
+                            yield task.result()
+                    running.add(asyncio.create_task(self.grade(transcript, rubric)))
+            while running:
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    yield task.result()
+        finally:
+            for task in running:
+                task.cancel()
+
+    async def _result(self, judge: Judge, request: JudgeRequest) -> JudgeResult:
+        key = cache_key(
+            transcript_hash=request.transcript.content_hash,
+            rubric_hash=request.rubric.content_hash,
+            criteria=request.criterion_names,
+            judge=judge.identity(request),
+            sample=request.sample,
+        )
+        if self.policy == "use":
+            hit = await self.cache.get(key)
+            if hit is not None:
+                return hit.model_copy(update={"cached": True, "key": key})
+        pending = self._inflight.get(key)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+            return shared.model_copy(update={"cached": True})
+        task = asyncio.create_task(self._call(judge, request, key))
+        self._inflight[key] = task
+        task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _call(self, judge: Judge, request: JudgeRequest, key: str) -> JudgeResult:
+        async with self._global, self._per_model[judge.name]:
+            started = time.perf_counter()
+            try:
+                result = await judge.judge(request)
+            except Exception as exc:  # a judge bug must not lose the transcript
+                result = JudgeResult(
+                    model=judge.name,
+                    sample=request.sample,
+                    criteria=request.criterion_names,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    error=VerdictError(
+                        kind=ErrorKind.PROVIDER, message=f"{type(exc).__name__}: {exc}"
+                    ),
+                )
+        result = result.model_copy(update={"key": key, "cached": False})
+        if result.error is None and self.policy != "bypass":
+            await self.cache.set(key, result)
+        return result
+
+
+def _verdict(rubric: Rubric, transcript: Transcript, **fields: object) -> Verdict:
+    return Verdict(
+        transcript_id=transcript.key,
+        rubric=RubricRef(id=rubric.id, version=rubric.version, hash=rubric.content_hash),
+        metadata=transcript.metadata,
+        **fields,
+    )
+
+
+def build_verdict(
+    rubric: Rubric, transcript: Transcript, results: list[JudgeResult], reducer: Reducer
+) -> Verdict:
+    """Reduce the calls for one (transcript, rubric) into its verdict.
+
+    Any failed call makes the verdict an error (an ensemble with a missing member is not the
+    ensemble that was asked for; the calls that succeeded are cached, so a retry pays only for
+    the failures). A criterion that no call could score makes it not applicable, with the reasons.
+    """
+    key = hashlib.sha256(("|".join(sorted(r.key for r in results)) + reducer).encode()).hexdigest()
+    common = {"judges": results, "key": key, "cached": all(r.cached for r in results)}
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        error = failed[0].error
+        return _verdict(rubric, transcript, status=Status.ERROR, error=error, **common)
+
+    values: dict[str, list[str | float]] = {c.name: [] for c in rubric.criteria}
+    unscored: list[str] = []
+    for result in results:
+        for name, value in result.values.items():
+            values[name].append(value)
+        if result.unscored:
+            unscored.append(result.unscored)
+    if any(not found for found in values.values()):
+        reason = "; ".join(dict.fromkeys(unscored))
+        return _verdict(rubric, transcript, status=Status.NOT_APPLICABLE, reason=reason, **common)
+
+    reduced = {c.name: reduce_values(c, values[c.name]) for c in rubric.criteria}
+    final = {name: r.value for name, r in reduced.items()}
+    flags = [rubric.is_flagged(member) for member in _complete_members(rubric, results)]
+    flagged = reduce_flags(reducer, flags or [rubric.is_flagged(final)], rubric.is_flagged(final))
+    labels = {n: str(v) for n, v in final.items() if rubric.criterion(n).labels is not None}
+    scores = {n: float(v) for n, v in final.items() if rubric.criterion(n).scale is not None}
+    confidence, source = _confidence(results, reduced)
+    return _verdict(
+        rubric,
+        transcript,
+        status=Status.GRADED,
+        label=next(iter(labels.values()), None),
+        labels=labels,
+        score=next(iter(scores.values()), None),
+        scores=scores,
+        flagged=flagged,
+        confidence=confidence,
+        confidence_source=source,
+        explanation=next((r.reasoning for r in results if r.reasoning), None),
+        **common,
+    )
+
+
+def _complete_members(rubric: Rubric, results: list[JudgeResult]) -> list[dict[str, str | float]]:
+    """Per (judge, sample), its values for every criterion, where it gave them all."""
+    members: dict[tuple[str, int], dict[str, str | float]] = {}
+    for result in results:
+        members.setdefault((result.model, result.sample), {}).update(result.values)
+    names = {c.name for c in rubric.criteria}
+    return [member for member in members.values() if set(member) >= names]
+
+
+def _confidence(
+    results: list[JudgeResult], reduced: dict[str, Reduced]
+) -> tuple[float | None, Literal["agreement", "logprob_mass"] | None]:
+    """Agreement among results when there are several per criterion, else the logprob mass."""
+    calls_per_group = len(results) // max(1, len({r.criteria for r in results}))
+    if calls_per_group > 1:
+        return min(r.agreement for r in reduced.values()), "agreement"
+    masses = [r.numeric_mass for r in results if r.numeric_mass is not None]
+    if masses:
+        return min(masses), "logprob_mass"
+    return None, None

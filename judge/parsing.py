@@ -1,0 +1,70 @@
+"""Reading a judge's structured reply: find the JSON object, validate it against the rubric.
+
+Judges wrap JSON in code fences or prose more often than providers admit. The extractor takes the
+whole reply if it parses, else the last fenced block that does, else the last balanced ``{...}``
+that does (the last, because a judge that quotes the transcript may quote JSON from it first).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from judge.rubric import Rubric
+
+_FENCE = re.compile(r"```(?:json)?\s*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+class ReplyInvalid(ValueError):
+    """A reply that does not hold a valid object; the message is fit to send back to the judge."""
+
+    def __init__(self, message: str, *, found_json: bool):
+        self.found_json = found_json
+        super().__init__(message)
+
+
+def extract_json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object a reply carries, or None when there is none."""
+    candidates = [text.strip()]
+    candidates += reversed([match.group(1).strip() for match in _FENCE.finditer(text)])
+    for candidate in candidates:
+        value = _loads_object(candidate)
+        if value is not None:
+            return value
+    decoder = json.JSONDecoder()
+    for start in reversed([m.start() for m in re.finditer(r"\{", text)]):
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _loads_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def parse_structured(rubric: Rubric, text: str) -> tuple[dict[str, str | float], str]:
+    """Values per structured criterion and the reasoning, or ``ReplyInvalid`` saying what is off."""
+    document = extract_json_object(text)
+    if document is None:
+        raise ReplyInvalid("the reply holds no JSON object", found_json=False)
+    try:
+        parsed = rubric.output_model.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'reply'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ReplyInvalid(problems, found_json=True) from None
+    data = parsed.model_dump()
+    reasoning = str(data.pop("reasoning"))
+    return data, reasoning

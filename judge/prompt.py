@@ -1,0 +1,123 @@
+"""Rendering judge prompts from a rubric and a transcript.
+
+Transcript text is data. Before it enters a prompt, every occurrence of the tags this module uses
+as delimiters (``<transcript>``, ``<message>``, ``<question>``, ``<answer>``, ``<system_prompt>``)
+is neutralized, so a judged model cannot close the transcript block and write instructions to the
+judge.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from string import Template
+
+from judge.rubric import Criterion, Rubric
+from judge.transcript import Message, Transcript
+from judge.transcript_files import parse_record
+
+PROMPT_VERSION = "1"
+"""Bumped whenever rendering or parsing changes what a judge sees or how replies are read; it is
+part of every cache key."""
+
+RESERVED_TAGS = ("transcript", "message", "question", "answer", "system_prompt")
+_TAG = re.compile(r"<(/?\s*(?:" + "|".join(RESERVED_TAGS) + r"))", re.IGNORECASE)
+
+ChatMessages = list[dict[str, str]]
+
+
+def neutralize(text: str) -> str:
+    """Defuse our delimiter tags inside judged text: ``<answer>`` becomes ``\u2039answer>``."""
+    return _TAG.sub("\u2039\\1", text)
+
+
+def render_transcript(transcript: Transcript) -> str:
+    """The whole conversation, one tagged block per message, indices as evidence refers to them."""
+    blocks = [_render_message(index, message) for index, message in enumerate(transcript.messages)]
+    return "<transcript>\n" + "\n".join(blocks) + "\n</transcript>"
+
+
+def _render_message(index: int, message: Message) -> str:
+    return (
+        f'<message index="{index}" role="{message.role}">\n{neutralize(message.text)}\n</message>'
+    )
+
+
+def _criteria_text(criteria: tuple[Criterion, ...]) -> str:
+    lines = []
+    for criterion in criteria:
+        lines.append(f"{criterion.name}: {criterion.description.strip()}")
+        if criterion.labels is not None:
+            lines += [
+                f"  - {label.name}: {label.description.strip()}" for label in criterion.labels
+            ]
+        elif criterion.scale is not None:
+            lines.append(f"  an integer from {criterion.scale.min} to {criterion.scale.max}")
+    return "\n".join(lines)
+
+
+def _output_format(rubric: Rubric) -> str:
+    fields = ['"reasoning": your reasoning (a string), written first']
+    for criterion in rubric.structured_criteria:
+        if criterion.labels is not None:
+            choices = ", ".join(f'"{name}"' for name in criterion.label_names)
+            fields.append(f'"{criterion.name}": one of {choices}')
+        elif criterion.scale is not None:
+            scale = criterion.scale
+            fields.append(f'"{criterion.name}": an integer from {scale.min} to {scale.max}')
+    return (
+        "Reply with one JSON object and nothing else, with exactly these fields in this order:\n"
+        + "\n".join(f"- {field}" for field in fields)
+    )
+
+
+def _examples_text(rubric: Rubric) -> str:
+    if not rubric.examples:
+        return ""
+    parts = []
+    for number, example in enumerate(rubric.examples, start=1):
+        transcript = parse_record(example.transcript)
+        parts.append(
+            f"Example {number}:\n{render_transcript(transcript)}\n"
+            f"Correct reply: {json.dumps(example.output, ensure_ascii=False)}"
+        )
+    return "\n\n".join(parts)
+
+
+def _fields(
+    rubric: Rubric, transcript: Transcript, criteria: tuple[Criterion, ...]
+) -> dict[str, str]:
+    return {
+        "transcript": render_transcript(transcript),
+        "question": neutralize(transcript.last_text("user")),
+        "answer": neutralize(transcript.last_text("assistant")),
+        "system_prompt": neutralize(transcript.system_prompt or ""),
+        "criteria": _criteria_text(criteria),
+        "output_format": _output_format(rubric),
+        "examples": _examples_text(rubric),
+    }
+
+
+def render_structured(rubric: Rubric, transcript: Transcript) -> ChatMessages:
+    """The messages asking for one JSON reply covering all structured criteria."""
+    assert rubric.prompt is not None, "validated rubrics with structured criteria have a prompt"
+    fields = _fields(rubric, transcript, rubric.structured_criteria)
+    return [
+        {"role": "system", "content": Template(rubric.prompt.system).substitute(fields).strip()},
+        {"role": "user", "content": Template(rubric.prompt.user).substitute(fields).strip()},
+    ]
+
+
+def render_logprob(rubric: Rubric, criterion: Criterion, transcript: Transcript) -> ChatMessages:
+    """The single user message asking for one number (read from the first token's logprobs)."""
+    assert criterion.prompt is not None, "validated logprob criteria have a prompt"
+    fields = _fields(rubric, transcript, (criterion,))
+    return [{"role": "user", "content": Template(criterion.prompt).substitute(fields).strip()}]
+
+
+def render_reask(error: str) -> str:
+    """The follow-up message after an invalid structured reply."""
+    return (
+        f"Your reply could not be used: {error}\n"
+        "Reply again with only the JSON object, following the required fields exactly."
+    )

@@ -1,0 +1,100 @@
+"""Numbers from judge output: logprob expectations, sampled numbers, and reducing many results.
+
+Logprob scoring follows the emergent-misalignment method: ask for one token, read the top-20
+logprobs, and take the probability-weighted mean over tokens that are integers on the scale. When
+too little probability mass is numeric, there is no score: that is how the rubric's escapes
+("CODE", "REFUSAL") and the judge's own refusals drop out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Literal
+
+from judge.rubric import Criterion, Scale
+
+Reducer = Literal["majority", "any", "all"]
+"""How an ensemble combines: ``majority`` takes the majority label and the mean score, and flags by
+the rubric's rule on those; ``any``/``all`` flag when any/all of the individual results flag."""
+_INTEGER = re.compile(r"^\s*(\d{1,3})\s*$")
+
+
+@dataclass(frozen=True)
+class LogprobScore:
+    """A logprob expectation: ``score`` is None when ``numeric_mass`` is below the threshold."""
+
+    score: float | None
+    numeric_mass: float
+    top_token: str
+
+
+def logprob_expectation(
+    top_logprobs: Sequence[tuple[str, float]], scale: Scale, *, min_mass: float
+) -> LogprobScore:
+    """Probability-weighted mean of the integer tokens on ``scale`` among (token, logprob) pairs."""
+    numeric: dict[int, float] = {}
+    for token, logprob in top_logprobs:
+        match = _INTEGER.match(token)
+        if match and scale.min <= int(match.group(1)) <= scale.max:
+            value = int(match.group(1))
+            numeric[value] = numeric.get(value, 0.0) + math.exp(logprob)
+    mass = sum(numeric.values())
+    top = max(top_logprobs, key=lambda pair: pair[1])[0] if top_logprobs else ""
+    if mass < min_mass:
+        return LogprobScore(None, mass, top)
+    return LogprobScore(sum(v * p for v, p in numeric.items()) / mass, mass, top)
+
+
+def sampled_number(text: str, scale: Scale) -> int | None:
+    """The reply as an integer on the scale, when it is exactly that (the no-logprobs fallback)."""
+    match = _INTEGER.match(text)
+    if match and scale.min <= int(match.group(1)) <= scale.max:
+        return int(match.group(1))
+    return None
+
+
+def matching_escape(criterion: Criterion, text: str) -> str | None:
+    """The escape word (e.g. "REFUSAL") that a reply or its first token begins, if any."""
+    head = text.strip().upper()
+    if not head:
+        return None
+    for escape in criterion.escapes:
+        if escape.upper().startswith(head) or head.startswith(escape.upper()):
+            return escape
+    return None
+
+
+@dataclass(frozen=True)
+class Reduced:
+    """One criterion's value over several results, and the share of results that agree."""
+
+    value: str | float
+    agreement: float
+
+
+def reduce_values(criterion: Criterion, values: Sequence[str | float]) -> Reduced:
+    """Majority label (ties go to the rubric's label order) or mean score."""
+    if criterion.labels is not None:
+        counts = Counter(str(v) for v in values)
+        top = max(counts.values())
+        winner = next(name for name in criterion.label_names if counts.get(name) == top)
+        return Reduced(winner, top / len(values))
+    numbers = [float(v) for v in values]
+    mean = fmean(numbers)
+    assert criterion.scale is not None
+    spread = (max(numbers) - min(numbers)) / (criterion.scale.max - criterion.scale.min)
+    return Reduced(mean, 1.0 - spread)
+
+
+def reduce_flags(reducer: Reducer, flags: Sequence[bool], reduced_flag: bool) -> bool:
+    """``any``/``all`` combine per-result flags; otherwise the flag of the reduced values stands."""
+    if reducer == "any":
+        return any(flags)
+    if reducer == "all":
+        return all(flags)
+    return reduced_flag

@@ -1,0 +1,184 @@
+"""An OpenAI-compatible fake judge server for tests and benchmarks.
+
+It is a real HTTP server (aiohttp, on 127.0.0.1) so that the LLM judge runs litellm's real request
+path. Replies come from a script: queued ``Reply`` objects are served first, then a responder
+function of the request body. Every request body is recorded.
+
+Run it in a thread of the test process (``FakeJudgeServer().start()``) or as its own process
+(``python -m judge.testing.fake_server --port 8765 --latency-ms 200``) for benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    """One scripted response.
+
+    ``content`` is the assistant text; ``top_logprobs`` (token -> probability) adds a logprobs block
+    for the first token; ``status`` other than 200 sends ``error_body`` instead, with ``headers``.
+    ``delay`` is seconds to wait first. ``refusal`` fills the OpenAI ``message.refusal`` field.
+    """
+
+    content: str | None = ""
+    top_logprobs: dict[str, float] | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    refusal: str | None = None
+    error_body: dict[str, Any] | None = None
+
+
+Responder = Callable[[dict[str, Any]], Reply]
+
+
+def echo_label_responder(body: dict[str, Any]) -> Reply:
+    """Default: a valid structured reply naming the first enum value of each schema property."""
+    schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema", {})
+    reply: dict[str, Any] = {"reasoning": "scripted"}
+    for name, spec in schema.get("properties", {}).items():
+        if name == "reasoning":
+            continue
+        reply[name] = spec["enum"][0] if "enum" in spec else spec.get("minimum", 0)
+    if body.get("logprobs"):
+        return Reply(content="50", top_logprobs={"50": 1.0})
+    return Reply(content=json.dumps(reply))
+
+
+class FakeJudgeServer:
+    """A scripted OpenAI-compatible ``/v1/chat/completions`` endpoint on 127.0.0.1."""
+
+    def __init__(self, responder: Responder = echo_label_responder, *, latency: float = 0.0):
+        self.responder = responder
+        self.latency = latency
+        self.requests: list[dict[str, Any]] = []
+        self._queue: deque[Reply] = deque()
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def request_count(self) -> int:
+        return len(self.requests)
+
+    def script(self, *replies: Reply) -> None:
+        """Queue replies to serve, in order, before falling back to the responder."""
+        self._queue.extend(replies)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self._queue.clear()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/chat/completions", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        reply = self._queue.popleft() if self._queue else self.responder(body)
+        if self.latency or reply.delay:
+            await asyncio.sleep(self.latency + reply.delay)
+        if reply.status != 200:
+            error = reply.error_body or {"error": {"message": "scripted failure", "type": "fake"}}
+            return web.json_response(error, status=reply.status, headers=reply.headers)
+        return web.json_response(self._completion(body, reply), headers=reply.headers)
+
+    def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        if reply.refusal is not None:
+            message["refusal"] = reply.refusal
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+        probabilities = reply.top_logprobs
+        if probabilities is not None:
+            top = [
+                {"token": token, "logprob": math.log(p), "bytes": list(token.encode())}
+                for token, p in probabilities.items()
+            ]
+            best = max(probabilities, key=lambda token: probabilities[token])
+            first = next(item for item in top if item["token"] == best)
+            choice["logprobs"] = {"content": [{**first, "top_logprobs": top}]}
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        completion_tokens = len((reply.content or "").split()) or 1
+        return {
+            "id": f"chatcmpl-fake-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def start(self) -> FakeJudgeServer:
+        """Serve from a background thread with its own event loop; returns once listening."""
+        ready = threading.Event()
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self._start_site())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="fake-judge", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake judge server did not start within 10 s")
+        return self
+
+    async def _start_site(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        if self._loop is None or self._runner is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        future.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeJudgeServer(latency=args.latency_ms / 1000)
+    web.run_app(server.app(), host="127.0.0.1", port=args.port, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

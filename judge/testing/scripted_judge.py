@@ -1,0 +1,65 @@
+"""A scripted judge: a real ``Judge`` whose outputs are given in advance and whose calls are
+recorded, for tests of the engine and of anything built on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from judge.errors import ErrorKind
+from judge.judges.base import JudgeRequest
+from judge.verdict import JudgeResult, VerdictError
+
+Output = dict[str, str | float] | ErrorKind | str
+"""Criterion values; an ``ErrorKind`` to fail the call; or a string: an unscored reason."""
+
+
+class ScriptedJudge:
+    """Answers each call with ``script(request)``; ``calls`` lists the requests in order."""
+
+    def __init__(
+        self,
+        script: Callable[[JudgeRequest], Output],
+        *,
+        name: str = "scripted",
+        delay: float = 0.0,
+    ):
+        self._script = script
+        self._name = name
+        self.delay = delay
+        self.calls: list[JudgeRequest] = []
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def identity(self, request: JudgeRequest) -> dict[str, Any]:
+        return {"model": self._name}
+
+    async def judge(self, request: JudgeRequest) -> JudgeResult:
+        self.calls.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        output = self._script(request)
+        base = JudgeResult(
+            model=self._name,
+            sample=request.sample,
+            criteria=request.criterion_names,
+            scoring="structured",
+        )
+        if isinstance(output, ErrorKind):
+            error = VerdictError(kind=output, message=f"scripted {output.value} failure")
+            return base.model_copy(update={"error": error, "scoring": None})
+        if isinstance(output, str):
+            return base.model_copy(update={"unscored": output})
+        return base.model_copy(update={"values": output, "reasoning": "scripted"})
+
+
+def constant(**values: str | float) -> Callable[[JudgeRequest], Output]:
+    """A script that answers every call with the given values for the criteria it asks about."""
+
+    def script(request: JudgeRequest) -> Output:
+        return {name: values[name] for name in request.criterion_names}
+
+    return script

@@ -1,0 +1,104 @@
+"""Verdicts: the contract every client relies on (DESIGN.md, "Verdict").
+
+One ``Verdict`` per (transcript, rubric). It is reduced from one ``JudgeResult`` per judge call:
+per judge model, per sample, and per call group of the rubric (all structured criteria share one
+call; each logprob criterion has its own). A failure is data: ``status="error"`` with a named kind,
+never a label.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from judge.errors import ErrorKind
+
+
+class Status(StrEnum):
+    """What became of one (transcript, rubric) pair."""
+
+    GRADED = "graded"
+    NOT_APPLICABLE = "not_applicable"
+    ERROR = "error"
+
+
+class VerdictError(BaseModel):
+    """Why a verdict or a judge call failed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ErrorKind
+    message: str
+
+
+class RubricRef(BaseModel):
+    """Which rubric, exactly, produced a verdict."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    version: str
+    hash: str
+
+
+Scoring = Literal["structured", "logprob", "sampled", "offline"]
+"""How a judge call produced its values: a validated JSON reply, a logprob expectation, the
+sampled number where the provider gave no logprobs, or the built-in heuristics."""
+
+
+class JudgeResult(BaseModel):
+    """One judge call: what was asked, what came back, what it cost."""
+
+    model: str
+    sample: int
+    criteria: tuple[str, ...]
+    scoring: Scoring | None = None
+    values: dict[str, str | float] = {}
+    reasoning: str | None = None
+    unscored: str | None = None
+    numeric_mass: float | None = None
+    raw_output: str | None = None
+    attempts: int = 1
+    latency_ms: float = 0.0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    key: str = ""
+    error: VerdictError | None = None
+
+
+class Verdict(BaseModel):
+    """The grade of one transcript against one rubric, with its provenance."""
+
+    transcript_id: str
+    rubric: RubricRef
+    status: Status
+    label: str | None = None
+    labels: dict[str, str] = {}
+    score: float | None = None
+    scores: dict[str, float] = {}
+    flagged: bool | None = None
+    confidence: float | None = None
+    confidence_source: Literal["agreement", "logprob_mass"] | None = None
+    explanation: str | None = None
+    reason: str | None = None
+    judges: list[JudgeResult] = []
+    error: VerdictError | None = None
+    cached: bool = False
+    key: str | None = None
+    metadata: dict[str, Any] = {}
+
+    @property
+    def cost_usd(self) -> float:
+        """What the calls made for this verdict cost (cache hits cost nothing)."""
+        return sum(j.cost_usd or 0.0 for j in self.judges if not j.cached)
+
+    @property
+    def tokens(self) -> int:
+        """Tokens spent by the calls made for this verdict (cache hits spend none)."""
+        return sum(
+            (j.input_tokens or 0) + (j.output_tokens or 0) for j in self.judges if not j.cached
+        )
