@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -42,7 +41,7 @@ cache_app = typer.Typer(help="Inspect or clear the verdict cache.", no_args_is_h
 app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
 
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 RubricDirs = Annotated[
     list[Path] | None,
@@ -242,19 +241,11 @@ def _print_summary(verdicts: list[Verdict], totals: Totals, invalid_records: int
 
 @rubrics_app.command("list")
 def rubrics_list(rubric_dir: RubricDirs = None) -> None:
-    """List the available rubrics."""
-    table = Table()
-    for column in ("id", "version", "category", "criteria", "requires"):
-        table.add_column(column)
+    """List the available rubrics: id, version, criteria and required transcript shape."""
     for rubric in _settings(rubric_dir).rubric_library():
-        table.add_row(
-            rubric.id,
-            rubric.version,
-            rubric.category,
-            ", ".join(c.name for c in rubric.criteria),
-            ", ".join(r.value for r in rubric.requires),
-        )
-    Console().print(table)
+        criteria = ",".join(c.name for c in rubric.criteria)
+        requires = ",".join(r.value for r in rubric.requires)
+        typer.echo(f"{rubric.id}\tv{rubric.version}\t{criteria}\trequires {requires}")
 
 
 @rubrics_app.command("show")
@@ -328,20 +319,19 @@ def _json(document: object) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; usage errors become exit code 2 with their message on stderr."""
+    """Run the CLI and return its exit code; the one place exceptions become exit codes.
+
+    Click reports its own usage errors (unknown option, bad value) with exit code 2; our
+    ``UsageError`` gets the same code, with its message on stderr.
+    """
     try:
-        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        app(args=list(argv) if argv is not None else None, prog_name="judge")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else ExitCode.OK
     except UsageError as exc:
         stderr.print(f"[red]error:[/red] {exc}", highlight=False)
         return ExitCode.USAGE
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except typer.Abort:
-        return ExitCode.INCOMPLETE
-    except click.ClickException as exc:  # click's own usage errors (bad option, missing file)
-        exc.show()
-        return ExitCode.USAGE
-    return code if isinstance(code, int) else ExitCode.OK
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

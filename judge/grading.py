@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from judge.rubric import Requirement, Rubric
 from judge.scoring import Reduced, Reducer, reduce_flags, reduce_values
 from judge.transcript import Transcript
 from judge.verdict import JudgeResult, RubricRef, Status, Verdict, VerdictError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ class Grader:
             sample=request.sample,
         )
         if self.policy == "use":
-            hit = await self.cache.get(key)
+            hit = await self._cached(key)
             if hit is not None:
                 return hit.model_copy(update={"cached": True, "key": key})
         pending = self._inflight.get(key)
@@ -197,8 +200,18 @@ class Grader:
                 )
         result = result.model_copy(update={"key": key, "cached": False})
         if result.error is None and self.policy != "bypass":
-            await self.cache.set(key, result)
+            try:
+                await self.cache.set(key, result)
+            except Exception:  # a full disk must not cost the verdict that was just paid for
+                logger.exception("could not store judge result %s in the cache", key)
         return result
+
+    async def _cached(self, key: str) -> JudgeResult | None:
+        try:
+            return await self.cache.get(key)
+        except Exception:  # an unreadable entry is a miss, not a lost transcript
+            logger.exception("could not read judge result %s from the cache", key)
+            return None
 
 
 def _verdict(rubric: Rubric, transcript: Transcript, **fields: object) -> Verdict:

@@ -81,7 +81,7 @@ def _examples_text(rubric: Rubric) -> str:
             f"Example {number}:\n{render_transcript(transcript)}\n"
             f"Correct reply: {json.dumps(example.output, ensure_ascii=False)}"
         )
-    return "\n\n".join(parts)
+    return "Worked examples:\n\n" + "\n\n".join(parts)
 
 
 def _fields(

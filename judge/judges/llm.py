@@ -223,7 +223,7 @@ class LLMJudge:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(self.max_retries + 1),
-            wait=_wait_retry_after(wait_exponential_jitter(initial=0.5, max=8), self.max_wait),
+            wait=_wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=8), self.max_wait),
             reraise=True,
         )
         try:

@@ -42,18 +42,13 @@ class ScriptedJudge:
         if self.delay:
             await asyncio.sleep(self.delay)
         output = self._script(request)
-        base = JudgeResult(
-            model=self._name,
-            sample=request.sample,
-            criteria=request.criterion_names,
-            scoring="structured",
-        )
+        base = {"model": self._name, "sample": request.sample, "criteria": request.criterion_names}
         if isinstance(output, ErrorKind):
             error = VerdictError(kind=output, message=f"scripted {output.value} failure")
-            return base.model_copy(update={"error": error, "scoring": None})
+            return JudgeResult(**base, error=error)
         if isinstance(output, str):
-            return base.model_copy(update={"unscored": output})
-        return base.model_copy(update={"values": output, "reasoning": "scripted"})
+            return JudgeResult(**base, scoring="structured", unscored=output)
+        return JudgeResult(**base, scoring="structured", values=output, reasoning="scripted")
 
 
 def constant(**values: str | float) -> Callable[[JudgeRequest], Output]:

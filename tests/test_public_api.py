@@ -1,0 +1,57 @@
+"""The public surface is pinned: adding or removing a name is a deliberate act."""
+
+import judge
+
+PUBLIC = [
+    "CachePolicy",
+    "CacheStats",
+    "DiskCache",
+    "ErrorKind",
+    "Grader",
+    "Judge",
+    "JudgeCallError",
+    "JudgeError",
+    "JudgePlan",
+    "JudgeRequest",
+    "JudgeResult",
+    "JudgeSpecError",
+    "LLMJudge",
+    "MemoryCache",
+    "Message",
+    "OfflineJudge",
+    "Rubric",
+    "RubricError",
+    "RubricLibrary",
+    "RubricRef",
+    "Settings",
+    "Status",
+    "Totals",
+    "Transcript",
+    "TranscriptError",
+    "UsageError",
+    "Verdict",
+    "VerdictCache",
+    "VerdictError",
+    "build_verdict",
+    "cache_key",
+    "judge_for_model",
+    "load_rubric",
+    "parse_record",
+    "read_transcripts",
+    "shape_problem",
+]
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert judge.__all__ == sorted(judge.__all__)
+    assert all(hasattr(judge, name) for name in judge.__all__)
+    assert judge.__all__ == PUBLIC
+
+
+def test_importing_the_package_does_not_import_litellm() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, judge, judge.cli; print('litellm' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
