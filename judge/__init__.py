@@ -15,7 +15,7 @@ from judge.errors import (
     TranscriptError,
     UsageError,
 )
-from judge.grading import Grader, JudgePlan, Totals, build_verdict, shape_problem
+from judge.grading import Grader, JudgePlan, Summary, build_verdict, shape_problem
 from judge.judges import Judge, JudgeRequest, LLMJudge, OfflineJudge, judge_for_model
 from judge.rubric import Rubric, RubricLibrary, load_rubric
 from judge.transcript import Message, Transcript
@@ -45,7 +45,7 @@ __all__ = [
     "RubricRef",
     "Settings",
     "Status",
-    "Totals",
+    "Summary",
     "Transcript",
     "TranscriptError",
     "UsageError",

@@ -74,6 +74,10 @@ class VerdictCache(Protocol):
 
     def stats(self) -> CacheStats: ...
 
+    async def ping(self) -> bool:
+        """True when the backend can store and read back an entry."""
+        ...
+
     def clear(self) -> int: ...
 
     def close(self) -> None: ...
@@ -109,6 +113,9 @@ class MemoryCache(_Counted):
     def stats(self) -> CacheStats:
         size = sum(len(v) for v in self._entries.values())
         return CacheStats("memory", len(self._entries), size, self.hits, self.misses)
+
+    async def ping(self) -> bool:
+        return True
 
     def clear(self) -> int:
         count = len(self._entries)
@@ -148,6 +155,16 @@ class DiskCache(_Counted):
             self.misses,
             str(self.directory),
         )
+
+    async def ping(self) -> bool:
+        def probe() -> bool:
+            self._cache.set("__judge_ping__", "ok", expire=60)
+            return bool(self._cache.get("__judge_ping__") == "ok")
+
+        try:
+            return await asyncio.to_thread(probe)
+        except Exception:
+            return False
 
     def clear(self) -> int:
         return int(self._cache.clear())

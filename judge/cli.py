@@ -23,7 +23,7 @@ from rich.table import Table
 from judge.cache import CachePolicy
 from judge.config import Settings
 from judge.errors import TranscriptError, UsageError
-from judge.grading import Grader, JudgePlan, Totals
+from judge.grading import Grader, JudgePlan, Summary
 from judge.judges import OFFLINE_MODEL, judge_for_model
 from judge.rubric import Rubric, default_rubric_dir, load_rubric
 from judge.scoring import Reducer
@@ -56,7 +56,7 @@ class ExitCode:
 
 
 def _settings(rubric_dirs: list[Path] | None = None, **overrides: object) -> Settings:
-    settings = Settings()
+    settings = _load_settings()
     updates = {k: v for k, v in overrides.items() if v is not None}
     if rubric_dirs:
         updates["rubric_dirs"] = [*settings.rubric_dirs, *rubric_dirs]
@@ -143,7 +143,11 @@ def grade(
     verdict_cache = settings.open_cache()
     try:
         grader = Grader(
-            plan, verdict_cache, concurrency=settings.concurrency, policy=_policy(cache)
+            plan,
+            verdict_cache,
+            concurrency=settings.concurrency,
+            per_model_concurrency=settings.per_model_concurrency,
+            policy=_policy(cache),
         )
         sink = out.open("w", encoding="utf-8") if out else sys.stdout
         try:
@@ -157,8 +161,7 @@ def grade(
         verdict_cache.close()
     if not quiet:
         _print_summary(verdicts, grader.totals, len(problems))
-    failed = grader.totals.by_status.get(Status.ERROR, 0)
-    if failed or problems:
+    if grader.totals.errors or problems:
         raise typer.Exit(ExitCode.INCOMPLETE)
 
 
@@ -205,7 +208,7 @@ def _summary_only(verdict: Verdict) -> Verdict:
     return verdict.model_copy(update={"judges": [], "explanation": None, "metadata": {}})
 
 
-def _print_summary(verdicts: list[Verdict], totals: Totals, invalid_records: int) -> None:
+def _print_summary(verdicts: list[Verdict], totals: Summary, invalid_records: int) -> None:
     table = Table(title="judge summary", title_justify="left")
     for column in ("rubric", "graded", "flagged", "flag rate", "not applicable", "errors"):
         table.add_column(column, justify="left" if column == "rubric" else "right")
@@ -237,6 +240,36 @@ def _print_summary(verdicts: list[Verdict], totals: Totals, invalid_records: int
         f"judge calls: {totals.judge_calls}, cache hits: {totals.cache_hits}, "
         f"tokens: {totals.tokens}, cost: {cost}"
     )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+) -> None:
+    """Run the HTTP service (configured by JUDGE_* variables and JUDGE_CONFIG); docs at /docs."""
+    import uvicorn
+
+    from judge.server.app import LOG_CONFIG
+
+    _load_settings().rubric_library()  # refuse to start on a bad configuration, with its reason
+    uvicorn.run(
+        "judge.server.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=LOG_CONFIG,
+        access_log=False,
+    )
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise UsageError(f"invalid configuration: {exc}") from None
 
 
 @rubrics_app.command("list")

@@ -1,22 +1,47 @@
-"""Settings, read from ``JUDGE_*`` environment variables and passed explicitly to what needs them.
+"""Settings: ``JUDGE_*`` environment variables over an optional YAML file (``JUDGE_CONFIG``).
 
 Nothing reads settings from a global: the CLI builds a ``Settings`` once and hands its values on,
-and tests construct their own.
+the server is built by ``create_app(settings)``, and tests construct their own.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from judge.cache import DiskCache, MemoryCache, VerdictCache
 from judge.rubric import RubricLibrary, default_rubric_dir
 
 
-def _default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "judge"
+class JudgeProfile(BaseModel):
+    """A named judge the server offers: the model, where it lives, and how to call it.
+
+    The key is never in configuration: ``api_key_env`` names the environment variable that holds
+    it, so configuration files can be shared and logged.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    rpm: float | None = Field(default=None, gt=0, description="Requests per minute, at most.")
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
 class Settings(BaseSettings):
@@ -24,13 +49,61 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="JUDGE_", extra="ignore")
 
-    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "judge")
     cache_backend: str = Field(default="disk", pattern="^(disk|memory)$")
+    state_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".local" / "state" / "judge",
+        description="Where the server keeps its job database.",
+    )
     rubric_dirs: list[Path] = Field(default_factory=list)
     api_base: str | None = None
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
     concurrency: int = Field(default=16, ge=1)
+    per_model_concurrency: int | None = Field(default=None, ge=1)
+
+    profiles: dict[str, JudgeProfile] = Field(default_factory=dict)
+    default_profile: str | None = None
+    allowed_models: list[str] = Field(
+        default_factory=list, description="Models a request may name directly (besides profiles)."
+    )
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="Bearer keys the server accepts; none: no auth."
+    )
+
+    max_body_bytes: int = Field(default=10 * 2**20, ge=1024)
+    max_job_body_bytes: int = Field(default=512 * 2**20, ge=1024)
+    max_sync_pairs: int = Field(default=200, ge=1)
+    max_job_pairs: int = Field(default=2_000_000, ge=1)
+    max_transcript_chars: int = Field(default=400_000, ge=100)
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_default_profile(self) -> Settings:
+        if self.default_profile is not None and self.default_profile not in self.profiles:
+            known = ", ".join(self.profiles) or "none"
+            raise ValueError(
+                f"default_profile '{self.default_profile}' is not a configured profile "
+                f"(profiles: {known})"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[Any] = [init_settings, env_settings]
+        config_file = os.environ.get("JUDGE_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise ValueError(f"JUDGE_CONFIG={config_file} is not a file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
 
     def rubric_library(self) -> RubricLibrary:
         """The shipped rubrics, overridden by any in ``rubric_dirs`` with the same id."""

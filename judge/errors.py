@@ -4,7 +4,11 @@
     ├── UsageError              the caller must fix something: HTTP 4xx, CLI exit code 2
     │   ├── RubricError         a rubric file is invalid, or no rubric has that id
     │   ├── TranscriptError     a transcript record is malformed (carries line and field)
-    │   └── JudgeSpecError      a judge specification cannot be used (unknown reducer, bad model)
+    │   ├── JudgeSpecError      a judge specification cannot be used (unknown reducer, bad model)
+    │   ├── AuthenticationError no valid API key (HTTP 401)
+    │   ├── NotFoundError       no such job or rubric (HTTP 404)
+    │   ├── ConflictError       an idempotency key reused for a different request (HTTP 409)
+    │   └── TooLargeError       a request over the configured limits (HTTP 413)
     └── JudgeCallError          one judge call failed; becomes an ``error`` verdict, never a label
 
 A ``JudgeCallError`` carries one of the verdict error kinds in ``ErrorKind`` so that aggregates can
@@ -56,6 +60,22 @@ class TranscriptError(UsageError):
 
 class JudgeSpecError(UsageError):
     """A judge specification (models, samples, reducer) cannot be used."""
+
+
+class AuthenticationError(UsageError):
+    """The request carries no valid API key."""
+
+
+class NotFoundError(UsageError):
+    """The named job or rubric does not exist."""
+
+
+class ConflictError(UsageError):
+    """The request conflicts with an earlier one (an idempotency key reused for other content)."""
+
+
+class TooLargeError(UsageError):
+    """The request is larger than this server accepts; the message names the limit."""
 
 
 class JudgeCallError(JudgeError):

@@ -13,9 +13,11 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from judge.cache import CachePolicy, MemoryCache, VerdictCache, cache_key
 from judge.errors import ErrorKind, JudgeSpecError
@@ -26,6 +28,7 @@ from judge.transcript import Transcript
 from judge.verdict import JudgeResult, RubricRef, Status, Verdict, VerdictError
 
 logger = logging.getLogger(__name__)
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -69,23 +72,30 @@ def shape_problem(rubric: Rubric, transcript: Transcript) -> str | None:
     return None
 
 
-@dataclass
-class Totals:
-    """Running totals over a grading run."""
+class Summary(BaseModel):
+    """Counts over a set of verdicts: by status, errors by kind, calls made, cost."""
 
     verdicts: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    graded: int = 0
+    flagged: int = 0
+    not_applicable: int = 0
+    errors: int = 0
+    errors_by_kind: dict[str, int] = {}
     judge_calls: int = 0
     cache_hits: int = 0
-    cost_usd: float = 0.0
     tokens: int = 0
+    cost_usd: float = 0.0
 
     def add(self, verdict: Verdict) -> None:
         self.verdicts += 1
-        self.by_status[verdict.status] = self.by_status.get(verdict.status, 0) + 1
-        if verdict.error is not None:
-            kind = verdict.error.kind.value
+        if verdict.status == Status.GRADED:
+            self.graded += 1
+            self.flagged += bool(verdict.flagged)
+        elif verdict.status == Status.NOT_APPLICABLE:
+            self.not_applicable += 1
+        else:
+            self.errors += 1
+            kind = verdict.error.kind.value if verdict.error else "unknown"
             self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
         self.judge_calls += sum(1 for j in verdict.judges if not j.cached)
         self.cache_hits += sum(1 for j in verdict.judges if j.cached)
@@ -104,6 +114,7 @@ class Grader:
         concurrency: int = 16,
         per_model_concurrency: int | None = None,
         policy: CachePolicy = "use",
+        on_verdict: Callable[[Verdict], Any] | None = None,
     ):
         if concurrency < 1:
             raise JudgeSpecError(f"concurrency must be at least 1, not {concurrency}")
@@ -111,7 +122,8 @@ class Grader:
         self.cache = cache if cache is not None else MemoryCache()
         self.concurrency = concurrency
         self.policy = policy
-        self.totals = Totals()
+        self.totals = Summary()
+        self.on_verdict = on_verdict
         self._global = asyncio.Semaphore(concurrency)
         per_model = per_model_concurrency or concurrency
         self._per_model = {judge.name: asyncio.Semaphore(per_model) for judge in plan.judges}
@@ -132,35 +144,46 @@ class Grader:
             results = await asyncio.gather(*(self._result(j, r) for j, r in requests))
             verdict = build_verdict(rubric, transcript, list(results), self.plan.reducer)
         self.totals.add(verdict)
+        if self.on_verdict is not None:
+            self.on_verdict(verdict)
         return verdict
 
     async def grade_many(
         self, transcripts: Iterable[Transcript], rubrics: Sequence[Rubric]
-    ) -> AsyncIterator[Verdict]:
-        """Verdicts for every (transcript, rubric) pair, yielded as they finish.
+    ) -> AsyncGenerator[Verdict, None]:
+        """Verdicts for every (transcript, rubric) pair, yielded as they finish."""
+        pairs = ((None, t, r) for t in transcripts for r in rubrics)
+        async for _, verdict in self.grade_pairs(pairs):
+            yield verdict
 
-        The input is consumed lazily and at most a few times ``concurrency`` pairs are in flight,
-        so memory stays flat for any number of transcripts.
+    async def grade_pairs(
+        self, pairs: Iterable[tuple[K, Transcript, Rubric]]
+    ) -> AsyncGenerator[tuple[K, Verdict], None]:
+        """Grade (tag, transcript, rubric) triples; yield (tag, verdict) as each finishes.
+
+        The input is consumed lazily and at most four times ``concurrency`` pairs are in flight,
+        so memory stays flat for any number of transcripts. The tag lets a caller (the job runner)
+        tell which input a verdict belongs to.
         """
         window = self.concurrency * 4
-        running: set[asyncio.Task[Verdict]] = set()
+        running: dict[asyncio.Task[Verdict], K] = {}
         try:
-            for transcript in transcripts:
-                for rubric in rubrics:
-                    if len(running) >= window:
-                        done, running = await asyncio.wait(
-                            running, return_when=asyncio.FIRST_COMPLETED
-                        )
-                        for task in done:
-                            yield task.result()
-                    running.add(asyncio.create_task(self.grade(transcript, rubric)))
+            for tag, transcript, rubric in pairs:
+                while len(running) >= window:
+                    for done in await self._next_done(running):
+                        yield running.pop(done), done.result()
+                running[asyncio.create_task(self.grade(transcript, rubric))] = tag
             while running:
-                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    yield task.result()
+                for done in await self._next_done(running):
+                    yield running.pop(done), done.result()
         finally:
             for task in running:
                 task.cancel()
+
+    @staticmethod
+    async def _next_done(running: dict[asyncio.Task[Verdict], K]) -> set[asyncio.Task[Verdict]]:
+        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        return done
 
     async def _result(self, judge: Judge, request: JudgeRequest) -> JudgeResult:
         key = cache_key(
@@ -184,6 +207,8 @@ class Grader:
         return await asyncio.shield(task)
 
     async def _call(self, judge: Judge, request: JudgeRequest, key: str) -> JudgeResult:
+        # The slot is held until the result is stored, so that at most ``concurrency`` paid calls
+        # are ever unpersisted: a killed process loses no more than that.
         async with self._global, self._per_model[judge.name]:
             started = time.perf_counter()
             try:
@@ -198,12 +223,12 @@ class Grader:
                         kind=ErrorKind.PROVIDER, message=f"{type(exc).__name__}: {exc}"
                     ),
                 )
-        result = result.model_copy(update={"key": key, "cached": False})
-        if result.error is None and self.policy != "bypass":
-            try:
-                await self.cache.set(key, result)
-            except Exception:  # a full disk must not cost the verdict that was just paid for
-                logger.exception("could not store judge result %s in the cache", key)
+            result = result.model_copy(update={"key": key, "cached": False})
+            if result.error is None and self.policy != "bypass":
+                try:
+                    await self.cache.set(key, result)
+                except Exception:  # a full disk must not cost the verdict just paid for
+                    logger.exception("could not store judge result %s in the cache", key)
         return result
 
     async def _cached(self, key: str) -> JudgeResult | None:

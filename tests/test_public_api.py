@@ -25,7 +25,7 @@ PUBLIC = [
     "RubricRef",
     "Settings",
     "Status",
-    "Totals",
+    "Summary",
     "Transcript",
     "TranscriptError",
     "UsageError",

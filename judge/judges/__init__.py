@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from judge.config import JudgeProfile
 from judge.judges.base import Judge, JudgeRequest, call_groups
 from judge.judges.llm import LLMJudge
 from judge.judges.offline import OFFLINE_MODEL, OfflineJudge
@@ -14,7 +15,24 @@ __all__ = [
     "OfflineJudge",
     "call_groups",
     "judge_for_model",
+    "judge_for_profile",
 ]
+
+
+def judge_for_profile(profile: JudgeProfile) -> Judge:
+    """The judge a configured server profile describes (its key read from ``api_key_env``)."""
+    if profile.model == OFFLINE_MODEL:
+        return OfflineJudge()
+    return LLMJudge(
+        profile.model,
+        api_base=profile.api_base,
+        api_key=profile.api_key(),
+        temperature=profile.temperature,
+        max_tokens=profile.max_tokens,
+        timeout=profile.timeout,
+        max_retries=profile.max_retries,
+        rpm=profile.rpm,
+    )
 
 
 def judge_for_model(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -71,7 +72,8 @@ class LLMJudge:
     """A judge backed by ``litellm.acompletion``.
 
     ``temperature`` and ``max_tokens`` override the rubric's defaults for structured calls;
-    logprob calls always use temperature 0, one output token and the top 20 logprobs.
+    logprob calls always use temperature 0, one output token and the top 20 logprobs. ``rpm``
+    caps requests per minute (retries included) for providers with a known rate limit.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class LLMJudge:
         timeout: float = 60.0,
         max_retries: int = 3,
         max_wait: float = 60.0,
+        rpm: float | None = None,
     ):
         self.model = model
         self.api_base = api_base
@@ -94,6 +97,7 @@ class LLMJudge:
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_wait = max_wait
+        self._limiter = AsyncLimiter(rpm, 60) if rpm else None
 
     @property
     def name(self) -> str:
@@ -229,6 +233,8 @@ class LLMJudge:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if self._limiter is not None:
+                        await self._limiter.acquire()
                     response = await litellm.acompletion(
                         model=self.model,
                         messages=messages,

@@ -1,0 +1,261 @@
+"""The HTTP service: ``create_app(settings)`` builds it; nothing is read from globals.
+
+The app's lifespan loads the rubrics, opens the verdict cache and the job store, and runs a job
+runner in the background. Every error leaves as JSON problem details (RFC 9457) whose ``detail``
+says what to fix; the table from exception to status is ``_STATUS`` below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from judge.cache import VerdictCache
+from judge.config import Settings
+from judge.errors import (
+    AuthenticationError,
+    ConflictError,
+    JudgeError,
+    JudgeSpecError,
+    NotFoundError,
+    RubricError,
+    TooLargeError,
+    TranscriptError,
+    UsageError,
+)
+from judge.rubric import RubricLibrary
+from judge.server.jobs import JobRunner, JobStore
+from judge.server.judging import GraderPool
+from judge.server.metrics import Metrics
+
+access_log = logging.getLogger("judge.access")
+logger = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (AuthenticationError, 401),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (TooLargeError, 413),
+    (RubricError, 422),
+    (TranscriptError, 422),
+    (JudgeSpecError, 422),
+    (UsageError, 400),
+]
+"""Exception -> HTTP status, first match wins. Anything else is a 500 (and a bug)."""
+
+
+@dataclass
+class ServerState:
+    """What the routes need, built once per app in its lifespan."""
+
+    settings: Settings
+    library: RubricLibrary
+    cache: VerdictCache
+    store: JobStore
+    pool: GraderPool
+    runner: JobRunner
+    metrics: Metrics
+
+
+def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
+    """A problem-details response."""
+    titles = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        404: "Not Found",
+        409: "Conflict",
+        413: "Content Too Large",
+        422: "Unprocessable Content",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }
+    body = {
+        "type": "about:blank",
+        "title": titles.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A ready-to-serve app for these settings."""
+    from judge.server.routes import router
+
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        library = settings.rubric_library()
+        cache = settings.open_cache()
+        store = JobStore(settings.state_dir / "jobs.sqlite3")
+        pool = GraderPool(settings, cache, on_verdict=metrics.observe_verdict)
+        runner = JobRunner(store, pool, library, lease_seconds=settings.job_lease_seconds)
+        app.state.judge = ServerState(settings, library, cache, store, pool, runner, metrics)
+        task = asyncio.create_task(runner.run_forever(), name="job-runner")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            store.close()
+            cache.close()
+
+    app = FastAPI(
+        title="judge",
+        summary="Grade model transcripts for misgeneralization with LLM judges.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    _add_error_handlers(app)
+    app.middleware("http")(_access_middleware(metrics))
+    app.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: (
+            settings.max_job_body_bytes if path.startswith("/v1/jobs") else settings.max_body_bytes
+        ),
+    )
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``JUDGE_*`` settings: the factory ``judge serve`` hands to uvicorn."""
+    return create_app(Settings())
+
+
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "loggers": {
+        "judge": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": [], "propagate": False},
+    },
+}
+"""Structured (JSON) logs for ``judge serve``; judge's own access log replaces uvicorn's, since
+it carries the request id."""
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def judge_error(request: Request, exc: Exception) -> JSONResponse:
+        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+        response = problem(status, str(exc))
+        if status == 401:
+            response.headers["www-authenticate"] = "Bearer"
+        return response
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:10])
+        return problem(422, f"invalid request: {detail}", errors=errors)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        response = problem(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "internal error; the server log has the details")
+
+    app.add_exception_handler(JudgeError, judge_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _access_middleware(
+    metrics: Metrics,
+) -> Callable[[Request, Callable[[Request], Awaitable[Any]]], Awaitable[Any]]:
+    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        response.headers["x-request-id"] = request_id
+        access_log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return response
+
+    return middleware
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit for their path (413), before they are read whole."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]):
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_too_large(send, limit)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise TooLargeError(_too_large(limit))
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"request body over {limit} bytes; send fewer transcripts per request, or use "
+        "POST /v1/jobs for large batches"
+    )
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    response = problem(413, _too_large(limit))
+    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})

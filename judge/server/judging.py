@@ -1,0 +1,95 @@
+"""From a request's judge selection to a shared ``Grader``.
+
+Graders are cached per (selection, cache policy), and judges per profile or model, so every request
+that uses the same judge shares its single-flight table, concurrency limits and rate limiter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from judge.cache import CachePolicy, VerdictCache
+from judge.config import Settings
+from judge.errors import JudgeSpecError
+from judge.grading import Grader, JudgePlan
+from judge.judges import OFFLINE_MODEL, Judge, judge_for_model, judge_for_profile
+from judge.server.schemas import JudgeSelection
+from judge.verdict import Verdict
+
+
+class GraderPool:
+    """Resolves judge selections against the server's profiles and allow-list."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cache: VerdictCache,
+        on_verdict: Callable[[Verdict], Any] | None = None,
+    ):
+        self.settings = settings
+        self.cache = cache
+        self.on_verdict = on_verdict
+        self._judges: dict[str, Judge] = {}
+        self._graders: dict[str, Grader] = {}
+
+    def names(self, selection: JudgeSelection) -> list[str]:
+        """The profile or model names a selection stands for; ``JudgeSpecError`` if not allowed."""
+        if selection.profile is not None and selection.models is not None:
+            raise JudgeSpecError("give either 'profile' or 'models', not both")
+        if selection.models is not None:
+            names = list(dict.fromkeys(selection.models))
+        elif selection.profile is not None:
+            names = [selection.profile]
+        else:
+            names = [self.settings.default_profile or OFFLINE_MODEL]
+        for name in names:
+            self._check_allowed(name, is_profile=selection.profile is not None)
+        return names
+
+    def _check_allowed(self, name: str, *, is_profile: bool) -> None:
+        allowed = name in self.settings.profiles or name == OFFLINE_MODEL
+        if not is_profile:
+            allowed = allowed or name in self.settings.allowed_models
+        if not allowed:
+            choices = [*self.settings.profiles, *self.settings.allowed_models, OFFLINE_MODEL]
+            kind = "profile" if is_profile else "judge"
+            raise JudgeSpecError(
+                f"{kind} '{name}' is not configured on this server; choose one of: "
+                f"{', '.join(choices)} (GET /v1/judges lists them)"
+            )
+
+    def _judge(self, name: str) -> Judge:
+        if name not in self._judges:
+            profile = self.settings.profiles.get(name)
+            self._judges[name] = (
+                judge_for_profile(profile)
+                if profile is not None
+                else judge_for_model(
+                    name,
+                    api_base=self.settings.api_base,
+                    timeout=self.settings.timeout,
+                    max_retries=self.settings.max_retries,
+                )
+            )
+        return self._judges[name]
+
+    def grader(self, selection: JudgeSelection, policy: CachePolicy = "use") -> Grader:
+        """The shared grader for a selection (validated first)."""
+        names = self.names(selection)
+        key = f"{names}|{selection.samples}|{selection.reducer}|{policy}"
+        if key not in self._graders:
+            plan = JudgePlan(
+                [self._judge(name) for name in names],
+                samples=selection.samples,
+                reducer=selection.reducer,
+            )
+            self._graders[key] = Grader(
+                plan,
+                self.cache,
+                concurrency=self.settings.concurrency,
+                per_model_concurrency=self.settings.per_model_concurrency,
+                policy=policy,
+                on_verdict=self.on_verdict,
+            )
+        return self._graders[key]

@@ -1,0 +1,236 @@
+"""The HTTP API in-process: httpx's ASGI transport, with the app's lifespan running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from judge.config import JudgeProfile, Settings
+from judge.server import create_app
+from judge.testing.fake_server import FakeJudgeServer
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "transcripts.jsonl"
+RECORDS = [json.loads(line) for line in EXAMPLES.read_text().splitlines()]
+
+
+def make_settings(tmp_path: Path, fake_server: FakeJudgeServer, **overrides: Any) -> Settings:
+    fields: dict[str, Any] = {
+        "cache_dir": tmp_path / "cache",
+        "state_dir": tmp_path / "state",
+        "profiles": {
+            "fake": JudgeProfile(
+                model="openai/fake-judge", api_base=fake_server.api_base, api_key_env="FAKE_KEY"
+            )
+        },
+        "max_sync_pairs": 30,
+        "max_body_bytes": 64 * 1024,
+        "job_lease_seconds": 5,
+        **overrides,
+    }
+    return Settings(**fields)
+
+
+async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://judge") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(
+    tmp_path: Path, fake_server: FakeJudgeServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    async for client in serve(make_settings(tmp_path, fake_server)):
+        yield client
+
+
+def grade_body(**overrides: Any) -> dict[str, Any]:
+    return {"transcripts": RECORDS[:4], "rubrics": ["refusal"], **overrides}
+
+
+async def test_grade_with_the_offline_judge_returns_verdicts_in_input_order(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/v1/grade", json=grade_body())
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [v["transcript_id"] for v in body["verdicts"]] == [r["id"] for r in RECORDS[:4]]
+    assert [v["label"] for v in body["verdicts"]][:2] == ["full_compliance", "full_refusal"]
+    assert body["summary"]["verdicts"] == 4 and body["summary"]["graded"] == 4
+    assert response.headers["x-request-id"]
+
+
+async def test_grade_with_a_profile_reaches_the_judge(
+    client: httpx.AsyncClient, fake_server: FakeJudgeServer
+) -> None:
+    body = grade_body(transcripts=RECORDS[:2], judge={"profile": "fake"})
+    response = await client.post("/v1/grade", json=body)
+
+    assert response.status_code == 200
+    verdicts = response.json()["verdicts"]
+    assert {v["status"] for v in verdicts} == {"graded"}
+    assert {v["judges"][0]["model"] for v in verdicts} == {"openai/fake-judge"}
+    assert fake_server.request_count == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        (grade_body(transcripts=RECORDS * 3), 413, "POST /v1/jobs"),
+        (grade_body(rubrics=["nope"]), 422, "no rubric 'nope' (available:"),
+        (grade_body(transcripts=[RECORDS[0], {"prompt": "q"}]), 422, "transcripts[1]"),
+        (grade_body(judge={"profile": "fake", "api_base": "http://evil"}), 422, "api_base"),
+        (grade_body(judge={"models": ["openai/gpt-4o"]}), 422, "not configured on this server"),
+        (grade_body(judge={"profile": "nope"}), 422, "choose one of: fake, offline"),
+        (grade_body(judge={"samples": 0}), 422, "judge.samples"),
+        (grade_body(cache="sometimes"), 422, "cache"),
+        ({"rubrics": ["refusal"]}, 422, "transcripts: Field required"),
+    ],
+)
+async def test_bad_requests_get_a_problem_that_says_what_to_fix(
+    client: httpx.AsyncClient, body: dict[str, Any], status: int, detail: str
+) -> None:
+    response = await client.post("/v1/grade", json=body)
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert detail in response.json()["detail"]
+
+
+async def test_malformed_and_oversized_bodies_are_4xx(client: httpx.AsyncClient) -> None:
+    broken = await client.post(
+        "/v1/grade", content=b'{"transcripts": [', headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 422
+    huge = grade_body(transcripts=[{"prompt": "q", "response": "x" * 70_000}])
+    too_large = await client.post("/v1/grade", json=huge)
+    assert too_large.status_code == 413
+    assert "POST /v1/jobs" in too_large.json()["detail"]
+
+
+async def test_api_keys_are_required_when_configured(
+    tmp_path: Path, fake_server: FakeJudgeServer
+) -> None:
+    settings = make_settings(tmp_path, fake_server, api_keys=[SecretStr("k-one"), SecretStr("k-2")])
+    async for client in serve(settings):
+        missing = await client.get("/v1/rubrics")
+        wrong = await client.get("/v1/rubrics", headers={"authorization": "Bearer nope"})
+        right = await client.get("/v1/rubrics", headers={"authorization": "Bearer k-2"})
+        health = await client.get("/healthz")
+
+        assert missing.status_code == wrong.status_code == 401
+        assert missing.headers["www-authenticate"] == "Bearer"
+        assert "Authorization: Bearer" in missing.json()["detail"]
+        assert right.status_code == 200 and health.status_code == 200
+
+
+async def test_discovery(client: httpx.AsyncClient) -> None:
+    rubrics = (await client.get("/v1/rubrics")).json()
+    assert {r["id"] for r in rubrics} >= {"refusal", "emergent_misalignment"}
+    refusal = (await client.get("/v1/rubrics/refusal")).json()
+    assert len(refusal["hash"]) == 64
+    assert refusal["output_schema"]["properties"]["refusal"]["enum"]
+    assert (await client.get("/v1/rubrics/nope")).status_code == 404
+
+    judges = (await client.get("/v1/judges")).json()
+    assert judges["profiles"][0]["name"] == "fake"
+    text = json.dumps(judges)
+    assert "FAKE_KEY" not in text and "127.0.0.1" not in text
+
+
+async def test_operations_endpoints(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/grade", json=grade_body())
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"rubrics": True, "cache": True, "jobs": True}
+    metrics = (await client.get("/metrics")).text
+    assert 'judge_verdicts_total{rubric="refusal",status="graded"} 4.0' in metrics
+    assert 'judge_http_requests_total{method="POST",route="/v1/grade",status="200"}' in metrics
+    assert (await client.get("/docs")).status_code == 200
+
+
+async def wait_for(client: httpx.AsyncClient, job_id: str, states: set[str]) -> dict[str, Any]:
+    for _ in range(200):
+        job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
+        if job["state"] in states:
+            return job
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} stayed {job['state']}")
+
+
+async def test_job_lifecycle_with_resumable_stream(client: httpx.AsyncClient) -> None:
+    body = {"transcripts": RECORDS, "rubrics": ["refusal", "emergent_misalignment"]}
+    created = await client.post("/v1/jobs", json=body)
+    assert created.status_code == 202
+    job_id = created.json()["id"]
+    assert created.headers["location"] == f"/v1/jobs/{job_id}"
+
+    job = await wait_for(client, job_id, {"succeeded"})
+    assert job["total"] == 24
+    assert job["summary"]["verdicts"] == 24
+    assert job["summary"]["errors_by_kind"] == {"no_judge": 11}  # EM needs a real judge
+
+    stream = await client.get(f"/v1/jobs/{job_id}/verdicts")
+    assert stream.headers["content-type"] == "application/x-ndjson"
+    lines = stream.text.splitlines()
+    pairs = {
+        (json.loads(line)["transcript_id"], json.loads(line)["rubric"]["id"]) for line in lines
+    }
+    assert len(lines) == len(pairs) == 24
+    rest = await client.get(f"/v1/jobs/{job_id}/verdicts", params={"cursor": 10})
+    assert rest.text.splitlines() == lines[10:]
+
+
+async def test_job_idempotency_cancel_and_not_found(client: httpx.AsyncClient) -> None:
+    body = {"transcripts": RECORDS[:2], "rubrics": ["refusal"]}
+    first = await client.post("/v1/jobs", json=body, headers={"idempotency-key": "batch-7"})
+    again = await client.post("/v1/jobs", json=body, headers={"idempotency-key": "batch-7"})
+    other = await client.post(
+        "/v1/jobs",
+        json={**body, "rubrics": ["emergent_misalignment"]},
+        headers={"idempotency-key": "batch-7"},
+    )
+    assert first.json()["id"] == again.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert other.status_code == 409
+
+    cancelled = await client.delete(f"/v1/jobs/{first.json()['id']}")
+    assert cancelled.json()["state"] in {"cancelled", "succeeded"}
+    assert (await client.get("/v1/jobs/nope")).status_code == 404
+    assert (await client.get("/v1/jobs/nope/verdicts")).status_code == 404
+    assert (await client.post("/v1/jobs", json={**body, "rubrics": ["x"]})).status_code == 422
+
+
+async def test_cancelling_a_running_job_stops_it(
+    client: httpx.AsyncClient, fake_server: FakeJudgeServer
+) -> None:
+    fake_server.latency = 0.05
+    try:
+        records = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(400)]
+        created = await client.post(
+            "/v1/jobs",
+            json={"transcripts": records, "rubrics": ["refusal"], "judge": {"profile": "fake"}},
+        )
+        job_id = created.json()["id"]
+        await wait_for(client, job_id, {"running"})
+        cancelled = (await client.delete(f"/v1/jobs/{job_id}")).json()
+        assert cancelled["state"] == "cancelled"
+        await asyncio.sleep(0.5)
+        sent = fake_server.request_count
+        await asyncio.sleep(0.5)
+        assert fake_server.request_count - sent <= 64  # only what was already in flight
+        job = (await client.get(f"/v1/jobs/{job_id}")).json()
+        assert job["state"] == "cancelled" and job["summary"]["verdicts"] < 400
+    finally:
+        fake_server.latency = 0.0
