@@ -12,6 +12,7 @@ tenacity retries rate limits, timeouts, connection failures and 5xx replies, wai
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -223,7 +224,9 @@ class LLMJudge:
         )
 
     async def _complete(self, messages: ChatMessages, usage: _Usage, **params: Any) -> Any:
-        litellm = _litellm()
+        litellm = await asyncio.to_thread(
+            _litellm
+        )  # the first import takes seconds: not on the loop
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(self.max_retries + 1),
