@@ -288,9 +288,7 @@ def rubrics_show(rubric_id: str, rubric_dir: RubricDirs = None) -> None:
     document = {
         **rubric.model_dump(mode="json"),
         "hash": rubric.content_hash,
-        "output_schema": rubric.output_model.model_json_schema()
-        if rubric.structured_criteria
-        else None,
+        "output_schema": rubric.response_schema if rubric.structured_criteria else None,
     }
     typer.echo(_json(document))
 

@@ -10,6 +10,7 @@ verdict, graded, not applicable, or an error with a named kind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -21,11 +22,12 @@ from pydantic import BaseModel
 
 from judge.cache import CachePolicy, MemoryCache, VerdictCache, cache_key
 from judge.errors import ErrorKind, JudgeSpecError
+from judge.grouping import units
 from judge.judges.base import Judge, JudgeRequest, call_groups
 from judge.rubric import Requirement, Rubric
 from judge.scoring import Reduced, Reducer, reduce_flags, reduce_values
-from judge.transcript import Transcript
-from judge.verdict import JudgeResult, RubricRef, Status, Verdict, VerdictError
+from judge.transcript import Subject, Transcript, TranscriptGroup
+from judge.verdict import Evidence, JudgeResult, RubricRef, Status, Verdict, VerdictError
 
 logger = logging.getLogger(__name__)
 K = TypeVar("K")
@@ -48,27 +50,53 @@ class JudgePlan:
             raise JudgeSpecError(f"unknown reducer '{self.reducer}' (choose majority, any or all)")
 
 
-def shape_problem(rubric: Rubric, transcript: Transcript) -> str | None:
-    """Why the transcript lacks what the rubric needs, or None when it has it."""
-    checks = {
-        Requirement.USER_TURN: (bool(transcript.user_turns), "it has no user message"),
-        Requirement.ASSISTANT_TURN: (
-            any(transcript.messages[i].text.strip() for i in transcript.assistant_turns),
-            "it has no assistant reply",
-        ),
-        Requirement.SYSTEM_PROMPT: (
-            bool((transcript.system_prompt or "").strip()),
-            "it has no system prompt",
-        ),
-        Requirement.MULTI_TURN: (
-            len(transcript.assistant_turns) >= 2,
-            "it has fewer than two assistant turns",
-        ),
-    }
-    for requirement in rubric.requires:
-        present, reason = checks[requirement]
-        if not present:
-            return f"rubric '{rubric.id}' needs {requirement.value}: {reason}"
+def shape_problem(rubric: Rubric, subject: Subject) -> str | None:
+    """Why the transcript (or group) lacks what the rubric needs, or None when it has it."""
+    if rubric.is_group:
+        if not isinstance(subject, TranscriptGroup):
+            return (
+                f"rubric '{rubric.id}' grades transcripts that share metadata.group; "
+                "this one has no group"
+            )
+        problem = _group_problem(rubric, subject)
+        if problem is not None:
+            return problem
+        members: tuple[Transcript, ...] = subject.members
+    else:
+        assert isinstance(subject, Transcript), "single rubrics grade single transcripts"
+        members = (subject,)
+    for transcript in members:
+        for requirement in rubric.requires:
+            missing = _missing(requirement, transcript)
+            if missing is not None:
+                return f"rubric '{rubric.id}' needs {requirement.value}: {missing}"
+    return None
+
+
+def _group_problem(rubric: Rubric, group: TranscriptGroup) -> str | None:
+    if Requirement.PAIRED in rubric.requires:
+        variants = group.variants
+        if len(group.members) != 2 or variants[0] != "neutral" or variants[1] == "neutral":
+            return (
+                f"rubric '{rubric.id}' needs a pair: two transcripts in group '{group.id}', one "
+                f"with metadata.variant 'neutral' and one with another variant (got {variants})"
+            )
+    elif len(group.members) < 2:
+        return f"rubric '{rubric.id}' needs at least two transcripts in group '{group.id}'"
+    return None
+
+
+def _missing(requirement: Requirement, transcript: Transcript) -> str | None:
+    if requirement == Requirement.USER_TURN and not transcript.user_turns:
+        return "it has no user message"
+    if requirement == Requirement.ASSISTANT_TURN and not any(
+        transcript.messages[i].text.strip() for i in transcript.assistant_turns
+    ):
+        return "it has no assistant reply"
+    if requirement == Requirement.SYSTEM_PROMPT and not (transcript.system_prompt or "").strip():
+        return "it has no system prompt"
+    if requirement == Requirement.MULTI_TURN and len(transcript.assistant_turns) < 2:
+        return "it has fewer than two assistant turns"
     return None
 
 
@@ -129,8 +157,8 @@ class Grader:
         self._per_model = {judge.name: asyncio.Semaphore(per_model) for judge in plan.judges}
         self._inflight: dict[str, asyncio.Task[JudgeResult]] = {}
 
-    async def grade(self, transcript: Transcript, rubric: Rubric) -> Verdict:
-        """One verdict for one (transcript, rubric) pair."""
+    async def grade(self, transcript: Subject, rubric: Rubric) -> Verdict:
+        """One verdict for one (transcript or group, rubric) pair."""
         problem = shape_problem(rubric, transcript)
         if problem is not None:
             verdict = _verdict(rubric, transcript, status=Status.NOT_APPLICABLE, reason=problem)
@@ -151,13 +179,14 @@ class Grader:
     async def grade_many(
         self, transcripts: Iterable[Transcript], rubrics: Sequence[Rubric]
     ) -> AsyncGenerator[Verdict, None]:
-        """Verdicts for every (transcript, rubric) pair, yielded as they finish."""
-        pairs = ((None, t, r) for t in transcripts for r in rubrics)
-        async for _, verdict in self.grade_pairs(pairs):
-            yield verdict
+        """Verdicts for every (transcript, single rubric) and (group, group rubric) pair, yielded
+        as they finish (see ``judge.grouping`` for which verdicts a batch yields)."""
+        async with contextlib.aclosing(self.grade_pairs(units(transcripts, rubrics))) as graded:
+            async for _, verdict in graded:
+                yield verdict
 
     async def grade_pairs(
-        self, pairs: Iterable[tuple[K, Transcript, Rubric]]
+        self, pairs: Iterable[tuple[K, Subject, Rubric]]
     ) -> AsyncGenerator[tuple[K, Verdict], None]:
         """Grade (tag, transcript, rubric) triples; yield (tag, verdict) as each finishes.
 
@@ -239,19 +268,21 @@ class Grader:
             return None
 
 
-def _verdict(rubric: Rubric, transcript: Transcript, **fields: object) -> Verdict:
+def _verdict(rubric: Rubric, subject: Subject, **fields: Any) -> Verdict:
+    members = subject.member_ids if isinstance(subject, TranscriptGroup) else []
     return Verdict(
-        transcript_id=transcript.key,
+        transcript_id=subject.key,
         rubric=RubricRef(id=rubric.id, version=rubric.version, hash=rubric.content_hash),
-        metadata=transcript.metadata,
+        metadata=subject.metadata,
+        members=members,
         **fields,
     )
 
 
 def build_verdict(
-    rubric: Rubric, transcript: Transcript, results: list[JudgeResult], reducer: Reducer
+    rubric: Rubric, subject: Subject, results: list[JudgeResult], reducer: Reducer
 ) -> Verdict:
-    """Reduce the calls for one (transcript, rubric) into its verdict.
+    """Reduce the calls for one (transcript or group, rubric) into its verdict.
 
     Any failed call makes the verdict an error (an ensemble with a missing member is not the
     ensemble that was asked for; the calls that succeeded are cached, so a retry pays only for
@@ -262,7 +293,7 @@ def build_verdict(
     failed = [r for r in results if r.error is not None]
     if failed:
         error = failed[0].error
-        return _verdict(rubric, transcript, status=Status.ERROR, error=error, **common)
+        return _verdict(rubric, subject, status=Status.ERROR, error=error, **common)
 
     values: dict[str, list[str | float]] = {c.name: [] for c in rubric.criteria}
     unscored: list[str] = []
@@ -273,7 +304,7 @@ def build_verdict(
             unscored.append(result.unscored)
     if any(not found for found in values.values()):
         reason = "; ".join(dict.fromkeys(unscored))
-        return _verdict(rubric, transcript, status=Status.NOT_APPLICABLE, reason=reason, **common)
+        return _verdict(rubric, subject, status=Status.NOT_APPLICABLE, reason=reason, **common)
 
     reduced = {c.name: reduce_values(c, values[c.name]) for c in rubric.criteria}
     final = {name: r.value for name, r in reduced.items()}
@@ -282,20 +313,43 @@ def build_verdict(
     labels = {n: str(v) for n, v in final.items() if rubric.criterion(n).labels is not None}
     scores = {n: float(v) for n, v in final.items() if rubric.criterion(n).scale is not None}
     confidence, source = _confidence(results, reduced)
+    claimed = list(dict.fromkeys(item for r in results for item in r.evidence))
+    verified = [item for item in claimed if quote_occurs(subject, item)]
     return _verdict(
         rubric,
-        transcript,
+        subject,
         status=Status.GRADED,
         label=next(iter(labels.values()), None),
         labels=labels,
         score=next(iter(scores.values()), None),
         scores=scores,
+        derived=rubric.derive(final),
         flagged=flagged,
         confidence=confidence,
         confidence_source=source,
         explanation=next((r.reasoning for r in results if r.reasoning), None),
+        details=next((r.details for r in results if r.details), {}),
+        evidence=verified,
+        evidence_dropped=len(claimed) - len(verified),
         **common,
     )
+
+
+def _squeeze(text: str) -> str:
+    return " ".join(text.split())
+
+
+def quote_occurs(subject: Subject, evidence: Evidence) -> bool:
+    """Whether the quoted words stand in the cited message (white space aside)."""
+    if isinstance(subject, TranscriptGroup):
+        if evidence.transcript is None or not 0 <= evidence.transcript < len(subject.members):
+            return False
+        transcript = subject.members[evidence.transcript]
+    else:
+        transcript = subject
+    if not 0 <= evidence.message < len(transcript.messages) or not evidence.quote.strip():
+        return False
+    return _squeeze(evidence.quote) in _squeeze(transcript.messages[evidence.message].text)
 
 
 def _complete_members(rubric: Rubric, results: list[JudgeResult]) -> list[dict[str, str | float]]:

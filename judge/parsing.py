@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from judge.rubric import Rubric
+from judge.verdict import Evidence
 
 _FENCE = re.compile(r"```(?:json)?\s*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -53,8 +55,18 @@ def _loads_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def parse_structured(rubric: Rubric, text: str) -> tuple[dict[str, str | float], str]:
-    """Values per structured criterion and the reasoning, or ``ReplyInvalid`` saying what is off."""
+@dataclass(frozen=True)
+class StructuredReply:
+    """A validated reply: criterion values, reasoning, free-text fields, claimed evidence."""
+
+    values: dict[str, str | float]
+    reasoning: str
+    details: dict[str, str]
+    evidence: list[Evidence]
+
+
+def parse_structured(rubric: Rubric, text: str) -> StructuredReply:
+    """The validated reply, or ``ReplyInvalid`` saying what is off (fit to send to the judge)."""
     document = extract_json_object(text)
     if document is None:
         raise ReplyInvalid("the reply holds no JSON object", found_json=False)
@@ -66,5 +78,9 @@ def parse_structured(rubric: Rubric, text: str) -> tuple[dict[str, str | float],
         )
         raise ReplyInvalid(problems, found_json=True) from None
     data = parsed.model_dump()
-    reasoning = str(data.pop("reasoning"))
-    return data, reasoning
+    return StructuredReply(
+        values={c.name: data[c.name] for c in rubric.structured_criteria},
+        reasoning=str(data["reasoning"]),
+        details={f.name: str(data[f.name]) for f in rubric.fields},
+        evidence=[Evidence(**item) for item in data.get("evidence", [])],
+    )

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 from string import Template
+from typing import Any
 
 from judge.rubric import Criterion, Rubric
-from judge.transcript import Message, Transcript
+from judge.transcript import Message, Subject, Transcript, TranscriptGroup
 from judge.transcript_files import parse_record
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 """Bumped whenever rendering or parsing changes what a judge sees or how replies are read; it is
 part of every cache key."""
 
@@ -31,10 +32,22 @@ def neutralize(text: str) -> str:
     return _TAG.sub("\u2039\\1", text)
 
 
-def render_transcript(transcript: Transcript) -> str:
-    """The whole conversation, one tagged block per message, indices as evidence refers to them."""
+def render_transcript(subject: Subject) -> str:
+    """The whole conversation, one tagged block per message, indices as evidence refers to them;
+    a group renders each member as a numbered transcript."""
+    if isinstance(subject, TranscriptGroup):
+        return "\n".join(
+            _render_one(member, f' index="{i}" variant="{variant}"')
+            for i, (member, variant) in enumerate(
+                zip(subject.members, subject.variants, strict=True)
+            )
+        )
+    return _render_one(subject, "")
+
+
+def _render_one(transcript: Transcript, attributes: str) -> str:
     blocks = [_render_message(index, message) for index, message in enumerate(transcript.messages)]
-    return "<transcript>\n" + "\n".join(blocks) + "\n</transcript>"
+    return f"<transcript{attributes}>\n" + "\n".join(blocks) + "\n</transcript>"
 
 
 def _render_message(index: int, message: Message) -> str:
@@ -58,6 +71,14 @@ def _criteria_text(criteria: tuple[Criterion, ...]) -> str:
 
 def _output_format(rubric: Rubric) -> str:
     fields = ['"reasoning": your reasoning (a string), written first']
+    fields += [f'"{field.name}": {field.description.strip()} (a string)' for field in rubric.fields]
+    if rubric.evidence:
+        where = '"transcript": its index, ' if rubric.is_group else ""
+        fields.append(
+            f'"evidence": a list of quotes that support your decision, each {{{where}'
+            '"message": the message index, "quote": words copied exactly from that message}; '
+            "an empty list if there is nothing to quote"
+        )
     for criterion in rubric.structured_criteria:
         if criterion.labels is not None:
             choices = ", ".join(f'"{name}"' for name in criterion.label_names)
@@ -76,29 +97,35 @@ def _examples_text(rubric: Rubric) -> str:
         return ""
     parts = []
     for number, example in enumerate(rubric.examples, start=1):
-        transcript = parse_record(example.transcript)
         parts.append(
-            f"Example {number}:\n{render_transcript(transcript)}\n"
+            f"Example {number}:\n{render_transcript(example_subject(example.transcript))}\n"
             f"Correct reply: {json.dumps(example.output, ensure_ascii=False)}"
         )
     return "Worked examples:\n\n" + "\n\n".join(parts)
 
 
-def _fields(
-    rubric: Rubric, transcript: Transcript, criteria: tuple[Criterion, ...]
-) -> dict[str, str]:
+def _fields(rubric: Rubric, subject: Subject, criteria: tuple[Criterion, ...]) -> dict[str, str]:
+    first = subject.members[0] if isinstance(subject, TranscriptGroup) else subject
     return {
-        "transcript": render_transcript(transcript),
-        "question": neutralize(transcript.last_text("user")),
-        "answer": neutralize(transcript.last_text("assistant")),
-        "system_prompt": neutralize(transcript.system_prompt or ""),
+        "transcript": render_transcript(subject),
+        "question": neutralize(first.last_text("user")),
+        "answer": neutralize(first.last_text("assistant")),
+        "system_prompt": neutralize(first.system_prompt or ""),
+        "reference": neutralize(str(first.metadata.get("gold", "(none given)"))),
         "criteria": _criteria_text(criteria),
         "output_format": _output_format(rubric),
         "examples": _examples_text(rubric),
     }
 
 
-def render_structured(rubric: Rubric, transcript: Transcript) -> ChatMessages:
+def example_subject(record: dict[str, Any] | list[dict[str, Any]]) -> Subject:
+    """A few-shot example's transcript, or its group when the example lists several."""
+    if isinstance(record, list):
+        return TranscriptGroup.of("example", [parse_record(item) for item in record])
+    return parse_record(record)
+
+
+def render_structured(rubric: Rubric, transcript: Subject) -> ChatMessages:
     """The messages asking for one JSON reply covering all structured criteria."""
     assert rubric.prompt is not None, "validated rubrics with structured criteria have a prompt"
     fields = _fields(rubric, transcript, rubric.structured_criteria)
@@ -108,7 +135,7 @@ def render_structured(rubric: Rubric, transcript: Transcript) -> ChatMessages:
     ]
 
 
-def render_logprob(rubric: Rubric, criterion: Criterion, transcript: Transcript) -> ChatMessages:
+def render_logprob(rubric: Rubric, criterion: Criterion, transcript: Subject) -> ChatMessages:
     """The single user message asking for one number (read from the first token's logprobs)."""
     assert criterion.prompt is not None, "validated logprob criteria have a prompt"
     fields = _fields(rubric, transcript, (criterion,))

@@ -30,9 +30,19 @@ from pydantic import (
 )
 
 from judge.errors import RubricError
+from judge.formula import Formula
 
 PLACEHOLDERS = frozenset(
-    {"transcript", "question", "answer", "system_prompt", "criteria", "output_format", "examples"}
+    {
+        "transcript",
+        "question",
+        "answer",
+        "system_prompt",
+        "reference",
+        "criteria",
+        "output_format",
+        "examples",
+    }
 )
 """Names a prompt template may use as ``$name``; anything else fails validation."""
 
@@ -48,6 +58,12 @@ class Requirement(StrEnum):
     ASSISTANT_TURN = "assistant_turn"
     SYSTEM_PROMPT = "system_prompt"
     MULTI_TURN = "multi_turn"
+    PAIRED = "paired"
+    GROUP = "group"
+
+
+GROUP_REQUIREMENTS = frozenset({Requirement.PAIRED, Requirement.GROUP})
+"""Requirements that make a rubric grade several transcripts sharing ``metadata.group`` at once."""
 
 
 class Label(_Strict):
@@ -124,8 +140,10 @@ class Condition(_Strict):
         ops = {"lt": self.lt, "le": self.le, "gt": self.gt, "ge": self.ge}
         return {op: value for op, value in ops.items() if value is not None}
 
-    def holds(self, criterion: Criterion, value: str | float) -> bool:
-        if criterion.labels is not None:
+    def holds(self, criterion: Criterion | None, value: str | float) -> bool:
+        """For a label criterion: its label is flagged; else (scales, derived scores): the
+        comparisons hold."""
+        if criterion is not None and criterion.labels is not None:
             return criterion.is_flagged_label(str(value))
         number = float(value)
         checks = {
@@ -135,6 +153,26 @@ class Condition(_Strict):
             "ge": number.__ge__,
         }
         return all(checks[op](bound) for op, bound in self.comparisons.items())
+
+
+class TextField(_Strict):
+    """A free-text field the judge returns besides its decision (a claimed identity, the
+    constraints it found, contradicting quotes); it lands in the verdict's ``details``."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+
+
+class Derived(_Strict):
+    """A score computed from scale criteria by an arithmetic formula (see ``judge.formula``)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    formula: str
+
+    @cached_property
+    def compiled(self) -> Formula:
+        return Formula(self.formula)
 
 
 class FlagRule(_Strict):
@@ -162,9 +200,10 @@ class PromptTemplate(_Strict):
 
 
 class Example(_Strict):
-    """A few-shot example: a transcript record and the judge output it should get."""
+    """A few-shot example: a transcript record (a list of them for group rubrics) and the judge
+    output it should get."""
 
-    transcript: dict[str, Any]
+    transcript: dict[str, Any] | list[dict[str, Any]]
     output: dict[str, Any]
 
 
@@ -185,6 +224,9 @@ class Rubric(_Strict):
     source: str | None = None
     requires: tuple[Requirement, ...] = (Requirement.ASSISTANT_TURN,)
     criteria: tuple[Criterion, ...] = Field(min_length=1)
+    fields: tuple[TextField, ...] = ()
+    derived: tuple[Derived, ...] = ()
+    evidence: bool = True
     flag: FlagRule | None = None
     prompt: PromptTemplate | None = None
     examples: tuple[Example, ...] = ()
@@ -202,7 +244,25 @@ class Rubric(_Strict):
             raise ValueError("criterion names must be unique")
         if self.structured_criteria and self.prompt is None:
             raise ValueError("structured criteria need the rubric's 'prompt' (system and user)")
+        if set(self.requires) >= GROUP_REQUIREMENTS:
+            raise ValueError("a rubric requires 'paired' or 'group', not both")
+        scales = {c.name for c in self.criteria if c.scale is not None}
+        taken = set(names)
+        for name in [f.name for f in self.fields] + [d.name for d in self.derived]:
+            if name in taken or name in ("reasoning", "evidence"):
+                raise ValueError(f"name '{name}' is used twice")
+            taken.add(name)
+        for derived in self.derived:
+            unknown = derived.compiled.names - scales
+            if unknown:
+                raise ValueError(
+                    f"derived '{derived.name}' uses {sorted(unknown)}, which are not scale criteria"
+                )
         for condition in self.flag_rule.conditions:
+            if any(d.name == condition.criterion for d in self.derived):
+                if not condition.comparisons:
+                    raise ValueError(f"flag condition on '{condition.criterion}' needs lt/le/gt/ge")
+                continue
             criterion = self.criterion(condition.criterion)
             if criterion.scale is not None and not condition.comparisons:
                 raise ValueError(
@@ -253,11 +313,26 @@ class Rubric(_Strict):
         labelled = [Condition(criterion=c.name) for c in self.criteria if c.labels is not None]
         return FlagRule(any=tuple(labelled))
 
+    @property
+    def is_group(self) -> bool:
+        """Grades several transcripts that share ``metadata.group`` at once."""
+        return bool(GROUP_REQUIREMENTS & set(self.requires))
+
+    def derive(self, values: dict[str, str | float]) -> dict[str, float]:
+        """The derived scores for one complete set of criterion values."""
+        numbers = {k: float(v) for k, v in values.items() if self.criterion(k).scale is not None}
+        return {d.name: d.compiled(numbers) for d in self.derived}
+
     def is_flagged(self, values: dict[str, str | float]) -> bool:
         """Apply the decision rule to one value per criterion (all must be present)."""
         rule = self.flag_rule
+        values = {**values, **self.derive(values)}
+        derived = {d.name for d in self.derived}
         results = (
-            condition.holds(self.criterion(condition.criterion), values[condition.criterion])
+            condition.holds(
+                None if condition.criterion in derived else self.criterion(condition.criterion),
+                values[condition.criterion],
+            )
             for condition in rule.conditions
         )
         return all(results) if rule.all is not None else any(results)
@@ -268,16 +343,50 @@ class Rubric(_Strict):
         return _output_model(self)
 
     @cached_property
+    def response_schema(self) -> dict[str, Any]:
+        """The output JSON schema in the form strict structured-output modes accept: every
+        property required (``evidence`` may be an empty list), no additional properties."""
+        schema = self.output_model.model_json_schema()
+        for node in [schema, *schema.get("$defs", {}).values()]:
+            if node.get("type") == "object":
+                node["required"] = list(node.get("properties", {}))
+                node["additionalProperties"] = False
+        return schema
+
+    @cached_property
     def content_hash(self) -> str:
         """sha256 of the canonical validated content: formatting and comments do not count."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class EvidenceItem(BaseModel):
+    """A quote from the transcript that supports the decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: int = Field(ge=0, description="Index of the message the quote is from.")
+    quote: str = Field(description="Exact words copied from that message.")
+
+
+class GroupEvidenceItem(EvidenceItem):
+    """A quote from one transcript of a group."""
+
+    transcript: int = Field(ge=0, description="Index of the transcript the quote is from.")
+
+
 def _output_model(rubric: Rubric) -> type[BaseModel]:
     fields: dict[str, Any] = {
         "reasoning": (str, Field(description="Your reasoning, written before any decision.")),
     }
+    for text_field in rubric.fields:
+        fields[text_field.name] = (str, Field(description=text_field.description))
+    if rubric.evidence:
+        item = GroupEvidenceItem if rubric.is_group else EvidenceItem
+        fields["evidence"] = (
+            list[item],  # type: ignore[valid-type]
+            Field(default_factory=list, description="Quotes supporting the decision."),
+        )
     for criterion in rubric.structured_criteria:
         if criterion.labels is not None:
             annotation: Any = Literal[criterion.label_names]

@@ -119,3 +119,56 @@ class Transcript(BaseModel):
             Message(role="assistant", content=response),
         ]
         return cls(id=id, messages=tuple(messages), metadata=metadata or {})
+
+
+VARIANT_ORDER = ("neutral", "suggested", "user_stake")
+"""How paired transcripts are ordered by ``metadata.variant``: the neutral one first."""
+
+
+class TranscriptGroup(BaseModel):
+    """Transcripts that share ``metadata.group``, graded together by a paired or group rubric.
+
+    Members are kept in a canonical order (by ``metadata.variant``, then content hash), so the
+    group's hash, its rendered prompt and its cache key do not depend on input order.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    members: tuple[Transcript, ...] = Field(min_length=1)
+
+    @classmethod
+    def of(cls, group_id: str, members: list[Transcript]) -> TranscriptGroup:
+        def rank(t: Transcript) -> tuple[int, str]:
+            variant = str(t.metadata.get("variant", ""))
+            order = VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
+            return order, t.content_hash
+
+        return cls(id=group_id, members=tuple(sorted(members, key=rank)))
+
+    @cached_property
+    def content_hash(self) -> str:
+        """sha256 over the members' hashes and variants, in canonical order."""
+        parts = [f"{t.metadata.get('variant', '')}:{t.content_hash}" for t in self.members]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The first member's metadata (model, tags) with the group id."""
+        return {**self.members[0].metadata, "group": self.id}
+
+    @property
+    def variants(self) -> list[str]:
+        return [str(t.metadata.get("variant", "")) for t in self.members]
+
+    @property
+    def member_ids(self) -> list[str]:
+        return [t.key for t in self.members]
+
+
+Subject = Transcript | TranscriptGroup
+"""What one verdict grades: a transcript, or a group of them."""

@@ -43,6 +43,16 @@ class RubricRef(BaseModel):
     hash: str
 
 
+class Evidence(BaseModel):
+    """A quote the judge cites: message index (and transcript index, in a group) and exact text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: int
+    quote: str
+    transcript: int | None = None
+
+
 Scoring = Literal["structured", "logprob", "sampled", "offline"]
 """How a judge call produced its values: a validated JSON reply, a logprob expectation, the
 sampled number where the provider gave no logprobs, or the built-in heuristics."""
@@ -57,6 +67,8 @@ class JudgeResult(BaseModel):
     scoring: Scoring | None = None
     values: dict[str, str | float] = {}
     reasoning: str | None = None
+    details: dict[str, str] = {}
+    evidence: list[Evidence] = []
     unscored: str | None = None
     numeric_mass: float | None = None
     raw_output: str | None = None
@@ -83,8 +95,13 @@ class Verdict(BaseModel):
     flagged: bool | None = None
     confidence: float | None = None
     confidence_source: Literal["agreement", "logprob_mass"] | None = None
+    derived: dict[str, float] = {}
     explanation: str | None = None
+    details: dict[str, str] = {}
+    evidence: list[Evidence] = []
+    evidence_dropped: int = 0
     reason: str | None = None
+    members: list[str] = []
     judges: list[JudgeResult] = []
     error: VerdictError | None = None
     cached: bool = False

@@ -100,7 +100,7 @@ def test_rubrics_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["rubrics", "show", "refusal"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["id"] == "refusal" and len(shown["hash"]) == 64
-    assert list(shown["output_schema"]["properties"]) == ["reasoning", "refusal"]
+    assert list(shown["output_schema"]["properties"]) == ["reasoning", "evidence", "refusal"]
     assert main(["rubrics", "validate"]) == 0
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: broken\nversion: 1\n")

@@ -46,7 +46,7 @@ async def test_structured_reply_is_graded_with_provenance(
     assert call.raw_output == structured("partial_refusal", "hedges, then answers")
     request = fake_server.requests[0]
     schema = request["response_format"]["json_schema"]["schema"]
-    assert list(schema["properties"]) == ["reasoning", "refusal"]
+    assert list(schema["properties"]) == ["reasoning", "evidence", "refusal"]
     assert schema["properties"]["refusal"]["enum"] == [
         "full_compliance",
         "full_refusal",

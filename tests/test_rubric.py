@@ -83,12 +83,12 @@ def test_custom_directory_overrides_shipped_rubric(tmp_path: Path) -> None:
     write(tmp_path, document)
     library = RubricLibrary.from_dirs(default_rubric_dir(), tmp_path)
     assert library.get("refusal").version == "2"
-    with pytest.raises(RubricError, match="available: emergent_misalignment, refusal"):
+    with pytest.raises(RubricError, match="available: char_coherence, char_identity, "):
         library.get("sycophancy")
 
 
 def test_output_schema_puts_reasoning_first(refusal: Rubric) -> None:
-    schema = refusal.output_model.model_json_schema()
-    assert list(schema["properties"]) == ["reasoning", "refusal"]
+    schema = refusal.response_schema
+    assert list(schema["properties"]) == ["reasoning", "evidence", "refusal"]
     assert schema["additionalProperties"] is False
-    assert schema["required"] == ["reasoning", "refusal"]
+    assert schema["required"] == ["reasoning", "evidence", "refusal"]

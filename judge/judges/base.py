@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from judge.rubric import Criterion, Rubric
-from judge.transcript import Transcript
+from judge.transcript import Subject
 from judge.verdict import JudgeResult
 
 
@@ -20,7 +20,7 @@ class JudgeRequest:
     """What one judge call must decide."""
 
     rubric: Rubric
-    transcript: Transcript
+    transcript: Subject
     criteria: tuple[Criterion, ...]
     sample: int = 0
 

@@ -145,7 +145,7 @@ class LLMJudge:
     async def _structured(self, request: JudgeRequest, usage: _Usage) -> JudgeResult:
         rubric = request.rubric
         messages = render_structured(rubric, request.transcript)
-        schema = rubric.output_model.model_json_schema()
+        schema = rubric.response_schema
         response_format = {
             "type": "json_schema",
             "json_schema": {"name": f"{rubric.id}_verdict", "schema": schema, "strict": True},
@@ -162,7 +162,7 @@ class LLMJudge:
                     ErrorKind.JUDGE_REFUSED, f"the judge declined: {refusal}", raw_output=text
                 )
             try:
-                values, reasoning = parse_structured(rubric, text)
+                reply = parse_structured(rubric, text)
             except ReplyInvalid as exc:
                 if attempt == 2:
                     if not exc.found_json and classify_refusal(text) != "full_compliance":
@@ -185,8 +185,10 @@ class LLMJudge:
                 sample=request.sample,
                 criteria=request.criterion_names,
                 scoring="structured",
-                values=values,
-                reasoning=reasoning,
+                values=reply.values,
+                reasoning=reply.reasoning,
+                details=reply.details,
+                evidence=reply.evidence,
                 raw_output=text,
             )
         raise AssertionError("unreachable")

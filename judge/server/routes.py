@@ -209,7 +209,7 @@ async def get_rubric(rubric_id: str, state: State) -> RubricPublic:
         rubric = state.library.get(rubric_id)
     except UsageError as exc:
         raise NotFoundError(str(exc)) from None
-    schema = rubric.output_model.model_json_schema() if rubric.structured_criteria else None
+    schema = rubric.response_schema if rubric.structured_criteria else None
     return RubricPublic(
         **_rubric_summary(rubric).model_dump(),
         definition=rubric.model_dump(mode="json"),

@@ -53,7 +53,14 @@ def echo_label_responder(body: dict[str, Any]) -> Reply:
     for name, spec in schema.get("properties", {}).items():
         if name == "reasoning":
             continue
-        reply[name] = spec["enum"][0] if "enum" in spec else spec.get("minimum", 0)
+        if "enum" in spec:
+            reply[name] = spec["enum"][0]
+        elif spec.get("type") == "array":
+            reply[name] = []
+        elif spec.get("type") == "string":
+            reply[name] = "scripted"
+        else:
+            reply[name] = spec.get("minimum", 0)
     if body.get("logprobs"):
         return Reply(content="50", top_logprobs={"50": 1.0})
     return Reply(content=json.dumps(reply))
