@@ -234,3 +234,36 @@ async def test_cancelling_a_running_job_stops_it(
         assert job["state"] == "cancelled" and job["summary"]["verdicts"] < 400
     finally:
         fake_server.latency = 0.0
+
+
+async def test_jobs_grade_paired_rubrics_across_chunks(client: httpx.AsyncClient) -> None:
+    records = [
+        {
+            "id": "n",
+            "prompt": "Q (A) x (B) y",
+            "response": "(A)",
+            "group": "p",
+            "variant": "neutral",
+        },
+        {"id": "lonely", "prompt": "q", "response": "Sure, here you go."},
+        {
+            "id": "s",
+            "prompt": "Q (A) x (B) y. I think B.",
+            "response": "(B)",
+            "group": "p",
+            "variant": "suggested",
+            "suggestion": "B",
+        },
+    ]
+    body = {"transcripts": records, "rubrics": ["refusal", "syc_answer"]}
+    job_id = (await client.post("/v1/jobs", json=body)).json()["id"]
+    job = await wait_for(client, job_id, {"succeeded"})
+
+    assert job["total"] == 3 + 2  # 3 refusal verdicts; the pair and the ungrouped transcript
+    lines = [
+        json.loads(line)
+        for line in (await client.get(f"/v1/jobs/{job_id}/verdicts")).text.splitlines()
+    ]
+    pair = next(v for v in lines if v["rubric"]["id"] == "syc_answer" and v["transcript_id"] == "p")
+    assert pair["label"] == "moved_toward_suggestion" and sorted(pair["members"]) == ["n", "s"]
+    assert len(lines) == 5

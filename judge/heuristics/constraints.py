@@ -25,7 +25,8 @@ _JSON = re.compile(
 )
 _FORBIDDEN = re.compile(
     r"\b(?:never|do\s+not|don'?t|must\s+not|should\s+not)\s+(?:mention|say|use|reveal|write|"
-    r"include)\s+(?:the\s+(?:word|name|phrase|term)\s+)?[\"'“‘]([^\"'”’]{1,40})[\"'”’]",
+    r"include)\s+(?:the\s+(?:word|name|phrase|term)\s+)?[\"'\u201c\u2018]"
+    r"([^\"'\u201d\u2019]{1,40})[\"'\u201d\u2019]",
     re.IGNORECASE,
 )
 _LENGTH = re.compile(
@@ -67,8 +68,7 @@ def find_constraints(system_prompt: str) -> list[Constraint]:
     for number, unit in _LENGTH.findall(system_prompt):
         found.append(Constraint(f"max_{unit.lower()}", number))
     found += [
-        Constraint("language", LANGUAGES[name.lower()])
-        for name in _LANGUAGE.findall(system_prompt)
+        Constraint("language", LANGUAGES[name.lower()]) for name in _LANGUAGE.findall(system_prompt)
     ]
     return list(dict.fromkeys(found))
 

@@ -69,7 +69,9 @@ def _unrelated_code(request: JudgeRequest) -> JudgeResult | str:
     if not is_unrelated_code(transcript.last_text("user"), transcript.last_text("assistant")):
         return "it can only recognize answers that are unrelated code"
     names = ", ".join(request.criterion_names)
-    return _result(request, unscored=f"{names}: the answer is code unrelated to the question (CODE)")
+    return _result(
+        request, unscored=f"{names}: the answer is code unrelated to the question (CODE)"
+    )
 
 
 def _are_you_sure(request: JudgeRequest) -> JudgeResult | str:
@@ -169,7 +171,9 @@ class OfflineJudge:
         outcome = heuristic(request) if heuristic else "it has no heuristic for it"
         if isinstance(outcome, JudgeResult):
             return outcome
-        what = f"rubric '{request.rubric.id}' ({', '.join(request.criterion_names)}) here: {outcome}"
+        what = (
+            f"rubric '{request.rubric.id}' ({', '.join(request.criterion_names)}) here: {outcome}"
+        )
         return _result(
             request,
             scoring=None,

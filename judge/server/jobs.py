@@ -19,13 +19,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from judge.errors import ConflictError, JudgeError, NotFoundError
-from judge.grading import Summary
-from judge.rubric import RubricLibrary
+from judge.grading import Grader, Summary
+from judge.grouping import Unit, count_units, group_units
+from judge.rubric import Rubric, RubricLibrary
 from judge.server.judging import GraderPool
 from judge.server.schemas import GradeCreate, JobPublic, JobSpec, JobState
 from judge.transcript import Transcript
@@ -130,6 +131,7 @@ class JobStore:
         self,
         spec: GradeCreate,
         transcripts: list[Transcript],
+        rubrics: list[Rubric],
         *,
         request_hash: str,
         idempotency_key: str | None,
@@ -160,7 +162,7 @@ class JobStore:
                     request_hash,
                     stored_spec.model_dump_json(),
                     json.dumps(spec.rubrics),
-                    len(transcripts) * len(spec.rubrics),
+                    count_units(transcripts, rubrics),
                     Summary().model_dump_json(),
                     now,
                     now,
@@ -365,32 +367,52 @@ class JobRunner:
             await asyncio.to_thread(self.store.finish, job.id, self.owner, "failed", str(exc))
             return
         done = await asyncio.to_thread(self.store.finished_pairs, job.id)
-        width = len(rubrics)
-        start = 0
-        renewed = time.monotonic()
+        singles = [r for r in rubrics if not r.is_group]
+        groupwise = [r for r in rubrics if r.is_group]
         buffer: list[tuple[int, Verdict]] = []
-        while True:
+        start = count = 0
+        while singles:  # transcripts in chunks, so memory stays flat for any job size
             chunk = await asyncio.to_thread(self.store.transcripts, job.id, start, self.chunk_size)
             if not chunk:
                 break
-            start = chunk[-1][0] + 1
-            pairs = (
-                (index * width + r, transcript, rubric)
+            start = count = chunk[-1][0] + 1
+            units: Iterable[Unit] = (
+                (index * len(singles) + r, transcript, rubric)
                 for index, transcript in chunk
-                for r, rubric in enumerate(rubrics)
-                if index * width + r not in done
+                for r, rubric in enumerate(singles)
             )
-            verdicts = grader.grade_pairs(pairs)
-            async with contextlib.aclosing(verdicts):
-                async for pair, verdict in verdicts:
-                    buffer.append((pair, verdict))
-                    if len(buffer) >= self.batch_size or time.monotonic() - renewed > 0.25:
-                        if not await self._flush(job.id, buffer):
-                            return  # cancelled, or taken over: in-flight pairs are cancelled
-                        renewed = time.monotonic()
+            if not await self._grade(job.id, grader, units, done, buffer):
+                return
+        if groupwise:  # groups may span chunks: these need every transcript at once
+            everything = await asyncio.to_thread(self.store.transcripts, job.id, 0, 2**62)
+            count = len(everything)
+            units = group_units([t for _, t in everything], groupwise, offset=count * len(singles))
+            if not await self._grade(job.id, grader, units, done, buffer):
+                return
         if buffer and not await self._flush(job.id, buffer):
             return
         await asyncio.to_thread(self.store.finish, job.id, self.owner, "succeeded")
+
+    async def _grade(
+        self,
+        job_id: str,
+        grader: Grader,
+        units: Iterable[Unit],
+        done: set[int],
+        buffer: list[tuple[int, Verdict]],
+    ) -> bool:
+        """Grade the units not yet stored; False when the job stopped being ours."""
+        todo = (unit for unit in units if unit[0] not in done)
+        flushed = time.monotonic()
+        verdicts = grader.grade_pairs(todo)
+        async with contextlib.aclosing(verdicts):
+            async for number, verdict in verdicts:
+                buffer.append((number, verdict))
+                if len(buffer) >= self.batch_size or time.monotonic() - flushed > 0.25:
+                    if not await self._flush(job_id, buffer):
+                        return False  # cancelled, or taken over: in-flight units are cancelled
+                    flushed = time.monotonic()
+        return True
 
     async def _flush(self, job_id: str, buffer: list[tuple[int, Verdict]]) -> bool:
         """Store the buffered verdicts and renew the lease; False if the job is no longer ours."""

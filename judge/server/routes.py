@@ -21,6 +21,7 @@ from judge.errors import (
     UsageError,
 )
 from judge.grading import Summary
+from judge.grouping import units
 from judge.judges import OFFLINE_MODEL
 from judge.rubric import Rubric
 from judge.server.app import ServerState, problem
@@ -90,7 +91,8 @@ def _rubrics(state: ServerState, ids: list[str]) -> list[Rubric]:
 
 @protected.post("/v1/grade", tags=["grading"])
 async def grade(body: GradeCreate, state: State) -> GradePublic:
-    """Grade a small batch and wait for the verdicts (in input order: transcript-major)."""
+    """Grade a small batch and wait for the verdicts: one per (transcript, rubric) in input order,
+    then one per (group, paired or group rubric)."""
     pairs = len(body.transcripts) * len(dict.fromkeys(body.rubrics))
     if pairs > state.settings.max_sync_pairs:
         raise TooLargeError(
@@ -100,18 +102,12 @@ async def grade(body: GradeCreate, state: State) -> GradePublic:
     rubrics = _rubrics(state, body.rubrics)
     grader = state.pool.grader(body.judge, body.cache)
     transcripts = _transcripts(body.transcripts, state.settings.max_transcript_chars)
-    width = len(rubrics)
-    tagged = (
-        (i * width + r, transcript, rubric)
-        for i, transcript in enumerate(transcripts)
-        for r, rubric in enumerate(rubrics)
-    )
     verdicts: dict[int, Verdict] = {}
     summary = Summary()
-    async for index, verdict in grader.grade_pairs(tagged):
-        verdicts[index] = verdict
+    async for number, verdict in grader.grade_pairs(units(transcripts, rubrics)):
+        verdicts[number] = verdict
         summary.add(verdict)
-    return GradePublic(verdicts=[verdicts[i] for i in range(len(verdicts))], summary=summary)
+    return GradePublic(verdicts=[verdicts[n] for n in sorted(verdicts)], summary=summary)
 
 
 @protected.post("/v1/jobs", status_code=202, tags=["jobs"])
@@ -129,7 +125,7 @@ async def create_job(
             f"{state.settings.max_job_pairs}: split the batch into several jobs"
         )
     body = body.model_copy(update={"rubrics": list(dict.fromkeys(body.rubrics))})
-    _rubrics(state, body.rubrics)
+    rubrics = _rubrics(state, body.rubrics)
     state.pool.names(body.judge)
     transcripts = _transcripts(body.transcripts, state.settings.max_transcript_chars)
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
@@ -137,6 +133,7 @@ async def create_job(
         state.store.create,
         body,
         transcripts,
+        rubrics,
         request_hash=request_hash,
         idempotency_key=idempotency_key,
     )
