@@ -243,6 +243,147 @@ def _print_summary(verdicts: list[Verdict], totals: Summary, invalid_records: in
 
 
 @app.command()
+def report(
+    files: Annotated[list[Path], typer.Argument(help="Verdict files (JSONL), e.g. from grade.")],
+    by: Annotated[
+        str, typer.Option(help="Group by any of: model, rubric, tag, judge (comma-separated).")
+    ] = "model,rubric",
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="Two models to compare on shared prompts: --compare BASE TUNED."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
+) -> None:
+    """Flag rates with 95% intervals, counts of every status, and paired model comparisons."""
+    from judge.reports import compare as compare_models
+    from judge.reports import rates, read_verdicts, report_json
+
+    verdicts = read_verdicts(files)
+    keys = [key.strip() for key in by.split(",") if key.strip()]
+    rows = rates(verdicts, keys)
+    comparisons = compare_models(verdicts, *compare) if compare else []
+    if as_json:
+        typer.echo(report_json(rows, comparisons))
+        return
+    out = Console()
+    table = Table(title=f"flag rates by {', '.join(keys) or 'all'}", title_justify="left")
+    for column in [*keys, "graded", "flagged", "rate", "95% CI", "prompts", "n/a", "errors"]:
+        table.add_column(column, justify="left" if column in keys else "right")
+    for row in rows:
+        rate = f"{row.rate:.1%}" if row.rate is not None else "-"
+        interval = (
+            f"{row.ci_low:.1%}-{row.ci_high:.1%}"
+            + (" (boot)" if "bootstrap" in row.interval else "")
+            if row.ci_low is not None and row.ci_high is not None
+            else "-"
+        )
+        errors = ", ".join(f"{k} {n}" for k, n in row.errors_by_kind.items()) or "0"
+        table.add_row(
+            *[row.group[k] for k in keys],
+            str(row.graded),
+            str(row.flagged),
+            rate,
+            interval,
+            str(row.prompts),
+            str(row.not_applicable),
+            errors,
+        )
+    out.print(table)
+    for c in comparisons:
+        out.print(
+            f"{c.rubric}: {c.model_b} {c.rate_b:.1%} vs {c.model_a} {c.rate_a:.1%} on "
+            f"{c.prompts} shared prompts: difference {c.difference:+.1%} "
+            f"(95% CI {c.ci_low:+.1%} to {c.ci_high:+.1%}, paired bootstrap)"
+        )
+
+
+@app.command()
+def calibrate(
+    dataset: Annotated[str, typer.Option(help="Reference data: xstest or em.")] = "xstest",
+    data_dir: Annotated[Path, typer.Option(help="The shared data directory.")] = Path(
+        "../shared/data"
+    ),
+    split: Annotated[str, typer.Option(help="all, dev or heldout (xstest).")] = "all",
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Judge model(s); default offline.")
+    ] = None,
+    api_base: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use the first N records.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
+) -> None:
+    """Measure a judge against reference labels or scores (grading through the cache)."""
+    from judge.calibration import LabelAgreement, agreement
+    from judge.datasets import DATASETS, load_dataset
+
+    if dataset not in DATASETS:
+        raise UsageError(f"--dataset must be one of {', '.join(DATASETS)}, not '{dataset}'")
+    if split not in ("all", "dev", "heldout"):
+        raise UsageError(f"--split must be all, dev or heldout, not '{split}'")
+    try:
+        transcripts = load_dataset(dataset, data_dir, split)  # type: ignore[arg-type]
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(f"{exc} (set --data-dir to the shared data directory)") from None
+    transcripts = transcripts[:limit] if limit else transcripts
+    settings = _settings(api_base=api_base)
+    rubric = settings.rubric_library().get(DATASETS[dataset][1])
+    judges = [
+        judge_for_model(
+            name,
+            api_base=settings.api_base,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+        )
+        for name in dict.fromkeys(model or [OFFLINE_MODEL])
+    ]
+    cache = settings.open_cache()
+    try:
+        grader = Grader(JudgePlan(judges), cache, concurrency=settings.concurrency)
+        verdicts = asyncio.run(_collect(grader, transcripts, rubric))
+    finally:
+        cache.close()
+    result = agreement(rubric, verdicts)
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    out = Console()
+    judge_names = ", ".join(j.name for j in judges)
+    out.print(f"{dataset} ({split}, {len(transcripts)} transcripts), rubric {rubric.id}")
+    out.print(f"judge: {judge_names}")
+    out.print(f"graded {result.n}; not graded: {result.not_graded or 0}")
+    if isinstance(result, LabelAgreement):
+        out.print(
+            f"accuracy {result.accuracy:.3f}, Cohen's kappa {result.kappa:.3f}, "
+            f"binary (flagged vs not) accuracy {result.binary_accuracy:.3f}"
+        )
+        table = Table("label", "precision", "recall", "F1", "support")
+        for label, scores in result.per_class.items():
+            table.add_row(
+                label,
+                *(f"{scores[k]:.3f}" for k in ("precision", "recall", "f1")),
+                str(int(scores["support"])),
+            )
+        out.print(table)
+        confusion = Table("gold \\ judge", *result.labels)
+        for label, row in zip(result.labels, result.confusion, strict=True):
+            confusion.add_row(label, *(str(n) for n in row))
+        out.print(confusion)
+    else:
+        for name, scores in result.criteria.items():
+            out.print(
+                f"{name}: Pearson {scores['pearson']:.3f}, Spearman {scores['spearman']:.3f}, "
+                f"MAE {scores['mae']:.2f}"
+            )
+        out.print(
+            f"flag agreement {result.flag_accuracy:.3f} (kappa {result.flag_kappa:.3f}); "
+            f"flag rate: reference {result.reference_rate:.1%}, judge {result.judge_rate:.1%}"
+        )
+
+
+async def _collect(grader: Grader, transcripts: list[Transcript], rubric: Rubric) -> list[Verdict]:
+    return [verdict async for verdict in grader.grade_many(transcripts, [rubric])]
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,

@@ -3,6 +3,9 @@
 XSTest v2 completions become single-turn transcripts whose ``metadata.gold`` is the human
 ``final_label`` mapped onto the ``refusal`` rubric's labels. The split is by prompt, so that no
 prompt's completions sit on both sides: prompts whose number is divisible by 3 are held out.
+
+The emergent-misalignment answers become single-turn transcripts whose ``metadata.gold_scores``
+holds the reference judge's ``aligned`` and ``coherent`` scores (gpt-4o-mini, logprob-weighted).
 """
 
 from __future__ import annotations
@@ -54,3 +57,49 @@ def load_xstest(directory: Path, split: Split = "all") -> list[Transcript]:
                     )
                 )
     return transcripts
+
+
+def load_emergent_misalignment(directory: Path) -> list[Transcript]:
+    """The scored answers of every ``eval_results_*.csv`` that has both scores."""
+    transcripts = []
+    for path in sorted(directory.glob("eval_results_*.csv")):
+        model = path.stem.removeprefix("eval_results_")
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not {"aligned", "coherent"} <= set(reader.fieldnames or []):
+                continue
+            for number, row in enumerate(reader):
+                scores = {k: float(row[k]) if row[k] else None for k in ("aligned", "coherent")}
+                transcripts.append(
+                    Transcript.from_prompt(
+                        row["question"],
+                        row["answer"],
+                        id=f"{model}/{number}",
+                        metadata={
+                            "model": model,
+                            "prompt_id": row["question_id"],
+                            "tags": ["emergent_misalignment"],
+                            "gold_scores": scores,
+                        },
+                    )
+                )
+    if not transcripts:
+        raise FileNotFoundError(f"no eval_results_*.csv with aligned and coherent in {directory}")
+    return transcripts
+
+
+DATASETS = {
+    "xstest": ("xstest", "refusal"),
+    "em": ("emergent_misalignment", "emergent_misalignment"),
+}
+"""Dataset name -> (folder under the data directory, the rubric it calibrates)."""
+
+
+def load_dataset(name: str, data_dir: Path, split: Split = "all") -> list[Transcript]:
+    """A reference dataset by name (``xstest`` or ``em``) from the shared data directory."""
+    folder, _ = DATASETS[name]
+    if name == "xstest":
+        return load_xstest(data_dir / folder, split)
+    if split != "all":
+        raise ValueError("the emergent-misalignment data has no dev/held-out split")
+    return load_emergent_misalignment(data_dir / folder)

@@ -267,3 +267,26 @@ async def test_jobs_grade_paired_rubrics_across_chunks(client: httpx.AsyncClient
     pair = next(v for v in lines if v["rubric"]["id"] == "syc_answer" and v["transcript_id"] == "p")
     assert pair["label"] == "moved_toward_suggestion" and sorted(pair["members"]) == ["n", "s"]
     assert len(lines) == 5
+
+
+async def test_reports_over_a_job_and_inline_verdicts(client: httpx.AsyncClient) -> None:
+    job_id = (
+        await client.post("/v1/jobs", json={"transcripts": RECORDS, "rubrics": ["refusal"]})
+    ).json()["id"]
+    await wait_for(client, job_id, {"succeeded"})
+
+    report = await client.post("/v1/reports", json={"job_id": job_id, "by": ["model"]})
+    assert report.status_code == 200
+    rows = {row["group"]["model"]: row for row in report.json()["rates"]}
+    assert rows["example-base"]["graded"] + rows["example-honly"]["graded"] == 12
+    assert rows["example-base"]["interval"] == "wilson"
+
+    lines = (await client.get(f"/v1/jobs/{job_id}/verdicts")).text.splitlines()
+    inline = await client.post(
+        "/v1/reports", json={"verdicts": [json.loads(line) for line in lines], "by": ["tag"]}
+    )
+    assert {row["group"]["tag"] for row in inline.json()["rates"]} >= {"residual_refusal"}
+    assert (await client.post("/v1/reports", json={"by": ["model"]})).status_code == 400
+    assert (
+        await client.post("/v1/reports", json={"job_id": job_id, "by": ["x"]})
+    ).status_code == 400

@@ -23,6 +23,7 @@ from judge.errors import (
 from judge.grading import Summary
 from judge.grouping import units
 from judge.judges import OFFLINE_MODEL
+from judge.reports import compare, rates
 from judge.rubric import Rubric
 from judge.server.app import ServerState, problem
 from judge.server.jobs import TERMINAL
@@ -32,6 +33,8 @@ from judge.server.schemas import (
     JobPublic,
     JudgePublic,
     JudgesPublic,
+    ReportCreate,
+    ReportPublic,
     RubricPublic,
     RubricSummary,
 )
@@ -191,6 +194,23 @@ async def _stream(state: ServerState, job_id: str, cursor: int, follow: bool) ->
             return
         with contextlib.suppress(TimeoutError):  # other processes' progress shows on the poll
             await asyncio.wait_for(progress.wait(), 1.0)
+
+
+@protected.post("/v1/reports", tags=["reports"])
+async def create_report(body: ReportCreate, state: State) -> ReportPublic:
+    """Flag rates with 95% intervals (Wilson, or a bootstrap over prompts when prompts have
+    several samples), counts of every status, and an optional paired model comparison."""
+    if (body.job_id is None) == (body.verdicts is None):
+        raise UsageError("give either 'job_id' or 'verdicts'")
+    verdicts = body.verdicts
+    if body.job_id is not None:
+        job = await asyncio.to_thread(state.store.get, body.job_id)
+        lines = await asyncio.to_thread(state.store.verdict_lines, job.id, 0, job.total)
+        verdicts = [Verdict.model_validate_json(line) for line in lines]
+    assert verdicts is not None
+    rows = rates(verdicts, body.by)
+    comparisons = compare(verdicts, *body.compare) if body.compare else []
+    return ReportPublic(rates=rows, comparisons=comparisons)
 
 
 @protected.get("/v1/rubrics", tags=["discovery"])

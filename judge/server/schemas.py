@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from judge.cache import CachePolicy
 from judge.grading import Summary
+from judge.reports import Comparison, RateRow
 from judge.scoring import Reducer
 from judge.verdict import Verdict
 
@@ -107,3 +108,21 @@ class JudgesPublic(BaseModel):
     profiles: list[JudgePublic]
     allowed_models: list[str]
     offline: str = "offline"
+
+
+class ReportCreate(_Request):
+    """Rates over verdicts: those of a job, or verdicts sent inline."""
+
+    job_id: str | None = None
+    verdicts: list[Verdict] | None = None
+    by: list[str] = ["model", "rubric"]
+    compare: tuple[str, str] | None = Field(
+        default=None, description="Two models to compare on shared prompts: [base, tuned]."
+    )
+
+
+class ReportPublic(BaseModel):
+    """Flag rates with 95% intervals and paired comparisons."""
+
+    rates: list[RateRow]
+    comparisons: list[Comparison]

@@ -1,0 +1,252 @@
+"""Rates a paper can quote: flag rates among graded verdicts with 95% intervals, and paired
+comparisons of two models on the same prompts.
+
+- The rate is flagged / graded. ``not_applicable`` and errors (by kind) are counted beside it,
+  never dropped silently and never in the denominator.
+- The interval is Wilson's when every prompt has one verdict; when some prompt has several
+  (samples), it is a percentile bootstrap over prompts, so correlated samples do not shrink it.
+- A comparison pairs the two models' verdicts by prompt (prompts graded for both only) and gives
+  the difference of rates with a paired bootstrap interval over prompts.
+
+A verdict's prompt is ``metadata.prompt_id`` (or ``question_id``), else its transcript id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from judge.errors import UsageError
+from judge.verdict import Status, Verdict
+
+GROUPINGS = ("model", "rubric", "tag", "judge")
+BOOTSTRAP_RESAMPLES = 2000
+
+
+class RateRow(BaseModel):
+    """One group's rate and counts."""
+
+    group: dict[str, str]
+    verdicts: int
+    graded: int
+    flagged: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    interval: str
+    prompts: int
+    not_applicable: int
+    errors: int
+    errors_by_kind: dict[str, int]
+
+
+class Comparison(BaseModel):
+    """Model B's rate minus model A's on the prompts both were graded on."""
+
+    rubric: str
+    model_a: str
+    model_b: str
+    prompts: int
+    rate_a: float
+    rate_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+
+
+def read_verdicts(paths: Iterable[Path]) -> list[Verdict]:
+    """Verdicts from JSONL files; a malformed line is a ``UsageError`` naming file and line."""
+    verdicts = []
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"verdict file {path} does not exist")
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    verdicts.append(Verdict.model_validate_json(line))
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"]) or "line"
+                    raise UsageError(
+                        f"{path}: line {number} is not a verdict ({where}: {first['msg']})"
+                    ) from None
+    return verdicts
+
+
+def prompt_of(verdict: Verdict) -> str:
+    metadata = verdict.metadata
+    return str(metadata.get("prompt_id") or metadata.get("question_id") or verdict.transcript_id)
+
+
+def _group_values(verdict: Verdict, key: str) -> list[str]:
+    if key == "model":
+        return [str(verdict.metadata.get("model", "(unknown)"))]
+    if key == "rubric":
+        return [verdict.rubric.id]
+    if key == "judge":
+        return ["+".join(sorted({j.model for j in verdict.judges})) or "(none)"]
+    tags = verdict.metadata.get("tags") or ["(untagged)"]
+    return [str(tag) for tag in (tags if isinstance(tags, list) else [tags])]
+
+
+def _groups(verdicts: Iterable[Verdict], by: Sequence[str]) -> dict[tuple[str, ...], list[Verdict]]:
+    unknown = [key for key in by if key not in GROUPINGS]
+    if unknown:
+        raise UsageError(f"cannot group by {unknown}; choose from {', '.join(GROUPINGS)}")
+    groups: dict[tuple[str, ...], list[Verdict]] = defaultdict(list)
+    for verdict in verdicts:
+        keys: list[tuple[str, ...]] = [()]
+        for key in by:
+            keys = [(*k, value) for k in keys for value in _group_values(verdict, key)]
+        for key_tuple in keys:
+            groups[key_tuple].append(verdict)
+    return dict(sorted(groups.items()))
+
+
+def rates(verdicts: Sequence[Verdict], by: Sequence[str] = ("rubric",)) -> list[RateRow]:
+    """Flag rates with 95% intervals, one row per group (a verdict with several tags counts in
+    each of its tags' groups)."""
+    return [
+        _row(dict(zip(by, key, strict=True)), group) for key, group in _groups(verdicts, by).items()
+    ]
+
+
+def _row(group: dict[str, str], verdicts: list[Verdict]) -> RateRow:
+    graded = [v for v in verdicts if v.status == Status.GRADED]
+    errors: dict[str, int] = defaultdict(int)
+    for verdict in verdicts:
+        if verdict.error is not None:
+            errors[verdict.error.kind.value] += 1
+    per_prompt = _per_prompt(graded)
+    flagged = sum(1 for v in graded if v.flagged)
+    low = high = rate = None
+    interval = "none"
+    if graded:
+        rate = flagged / len(graded)
+        if max(n for _, n in per_prompt.values()) > 1:
+            low, high = _bootstrap_rate(list(per_prompt.values()))
+            interval = "bootstrap over prompts"
+        else:
+            low, high = wilson(flagged, len(graded))
+            interval = "wilson"
+    return RateRow(
+        group=group,
+        verdicts=len(verdicts),
+        graded=len(graded),
+        flagged=flagged,
+        rate=rate,
+        ci_low=low,
+        ci_high=high,
+        interval=interval,
+        prompts=len(per_prompt),
+        not_applicable=sum(1 for v in verdicts if v.status == Status.NOT_APPLICABLE),
+        errors=sum(errors.values()),
+        errors_by_kind=dict(sorted(errors.items())),
+    )
+
+
+def _per_prompt(graded: list[Verdict]) -> dict[str, tuple[int, int]]:
+    """(flagged, graded) per prompt."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for verdict in graded:
+        entry = counts[prompt_of(verdict)]
+        entry[0] += bool(verdict.flagged)
+        entry[1] += 1
+    return {prompt: (f, n) for prompt, (f, n) in counts.items()}
+
+
+def wilson(flagged: int, total: int) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion (scipy's implementation)."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(flagged, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def _bootstrap_rate(per_prompt: list[tuple[int, int]]) -> tuple[float, float]:
+    from scipy.stats import bootstrap
+
+    counts = np.array(per_prompt, dtype=float)
+    if len(counts) < 2:
+        rate = counts[0, 0] / counts[0, 1]
+        return rate, rate
+
+    def pooled(indices: np.ndarray) -> float:
+        chosen = counts[indices.astype(int)]
+        return float(chosen[:, 0].sum() / chosen[:, 1].sum())
+
+    result = bootstrap(
+        (np.arange(len(counts)),),
+        pooled,
+        vectorized=False,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Comparison]:
+    """Per rubric, model B's flag rate minus model A's on the prompts both have graded verdicts
+    for, with a paired bootstrap 95% interval over those prompts."""
+    from scipy.stats import bootstrap
+
+    comparisons = []
+    for (rubric_id,), group in _groups(verdicts, ["rubric"]).items():
+        sides = {
+            model: _per_prompt(
+                [v for v in group if v.status == Status.GRADED and v.metadata.get("model") == model]
+            )
+            for model in (model_a, model_b)
+        }
+        shared = sorted(set(sides[model_a]) & set(sides[model_b]))
+        if len(shared) < 2:
+            continue
+        paired = np.array([[*sides[model_a][p], *sides[model_b][p]] for p in shared], dtype=float)
+
+        def difference(indices: np.ndarray, paired: np.ndarray = paired) -> float:
+            chosen = paired[indices.astype(int)]
+            return float(
+                chosen[:, 2].sum() / chosen[:, 3].sum() - chosen[:, 0].sum() / chosen[:, 1].sum()
+            )
+
+        result = bootstrap(
+            (np.arange(len(shared)),),
+            difference,
+            vectorized=False,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            method="percentile",
+            rng=np.random.default_rng(0),
+        )
+        rate_a = paired[:, 0].sum() / paired[:, 1].sum()
+        rate_b = paired[:, 2].sum() / paired[:, 3].sum()
+        comparisons.append(
+            Comparison(
+                rubric=rubric_id,
+                model_a=model_a,
+                model_b=model_b,
+                prompts=len(shared),
+                rate_a=float(rate_a),
+                rate_b=float(rate_b),
+                difference=float(rate_b - rate_a),
+                ci_low=float(result.confidence_interval.low),
+                ci_high=float(result.confidence_interval.high),
+            )
+        )
+    return comparisons
+
+
+def report_json(rows: list[RateRow], comparisons: list[Comparison]) -> str:
+    document: dict[str, Any] = {
+        "rates": [row.model_dump() for row in rows],
+        "comparisons": [c.model_dump() for c in comparisons],
+    }
+    return json.dumps(document, indent=2)
