@@ -9,12 +9,14 @@ from judge.heuristics.answers import classify_answer_change, classify_flip, extr
 from judge.heuristics.code import is_unrelated_code
 from judge.heuristics.constraints import check_constraints, find_constraints
 from judge.heuristics.identity import classify_identity
-from judge.heuristics.refusal import RefusalLabel, classify_refusal
+from judge.heuristics.refusal import RefusalLabel, classify_refusal, phrase_label
 
 
 def _source_hash() -> str:
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in sorted(Path(__file__).parent.glob("*.py")) + sorted(
+        Path(__file__).parent.glob("*.npz")
+    ):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -33,4 +35,5 @@ __all__ = [
     "extract_answer",
     "find_constraints",
     "is_unrelated_code",
+    "phrase_label",
 ]
