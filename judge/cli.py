@@ -350,6 +350,9 @@ def calibrate(
     out.print(f"{dataset} ({split}, {len(transcripts)} transcripts), rubric {rubric.id}")
     out.print(f"judge: {judge_names}")
     out.print(f"graded {result.n}; not graded: {result.not_graded or 0}")
+    if result.n == 0:
+        out.print("nothing to compare: no verdict was graded (see the not-graded counts)")
+        raise typer.Exit(ExitCode.INCOMPLETE)
     if isinstance(result, LabelAgreement):
         out.print(
             f"accuracy {result.accuracy:.3f}, Cohen's kappa {result.kappa:.3f}, "
