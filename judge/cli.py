@@ -43,6 +43,12 @@ app.add_typer(cache_app, name="cache")
 
 stderr = Console(stderr=True, soft_wrap=True)
 
+
+def _stdout() -> Console:
+    """Tables on stdout, full width when piped (rich would assume 80 columns)."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 RubricDirs = Annotated[
     list[Path] | None,
     typer.Option("--rubric-dir", help="Extra rubric directory (overrides shipped rubrics by id)."),
@@ -265,7 +271,7 @@ def report(
     if as_json:
         typer.echo(report_json(rows, comparisons))
         return
-    out = Console()
+    out = _stdout()
     table = Table(title=f"flag rates by {', '.join(keys) or 'all'}", title_justify="left")
     for column in [*keys, "graded", "flagged", "rate", "95% CI", "prompts", "n/a", "errors"]:
         table.add_column(column, justify="left" if column in keys else "right")
@@ -345,7 +351,7 @@ def calibrate(
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
-    out = Console()
+    out = _stdout()
     judge_names = ", ".join(j.name for j in judges)
     out.print(f"{dataset} ({split}, {len(transcripts)} transcripts), rubric {rubric.id}")
     out.print(f"judge: {judge_names}")
