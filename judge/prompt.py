@@ -92,7 +92,17 @@ def _output_format(rubric: Rubric) -> str:
     )
 
 
+_EXAMPLES: dict[str, str] = {}
+"""Rendered few-shot examples by rubric content hash: they are the same for every call."""
+
+
 def _examples_text(rubric: Rubric) -> str:
+    if rubric.content_hash not in _EXAMPLES:
+        _EXAMPLES[rubric.content_hash] = _render_examples(rubric)
+    return _EXAMPLES[rubric.content_hash]
+
+
+def _render_examples(rubric: Rubric) -> str:
     if not rubric.examples:
         return ""
     parts = []

@@ -246,8 +246,7 @@ class LLMJudge:
                         api_base=self.api_base,
                         api_key=self.api_key,
                         timeout=self.timeout,
-                        max_retries=0,
-                        num_retries=0,
+                        max_retries=0,  # the OpenAI SDK's own retries; litellm's are off by default
                         drop_params=True,
                         **params,
                     )

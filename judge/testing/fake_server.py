@@ -61,17 +61,28 @@ def echo_label_responder(body: dict[str, Any]) -> Reply:
             reply[name] = "scripted"
         else:
             reply[name] = spec.get("minimum", 0)
-    if body.get("logprobs"):
+    if body.get("logprobs") and body.get("max_tokens") == 1:
         return Reply(content="50", top_logprobs={"50": 1.0})
+    if not schema:  # a free-text grader prompt (Inspect AI, DeepEval): answer in their formats
+        logprobs = {"{": 1.0} if body.get("logprobs") else None
+        return Reply(content='GRADE: C\n{"score": 8, "reason": "scripted"}', top_logprobs=logprobs)
     return Reply(content=json.dumps(reply))
 
 
 class FakeJudgeServer:
     """A scripted OpenAI-compatible ``/v1/chat/completions`` endpoint on 127.0.0.1."""
 
-    def __init__(self, responder: Responder = echo_label_responder, *, latency: float = 0.0):
+    def __init__(
+        self,
+        responder: Responder = echo_label_responder,
+        *,
+        latency: float = 0.0,
+        record: bool = True,
+    ):
         self.responder = responder
         self.latency = latency
+        self.record = record
+        self.served = 0
         self.requests: list[dict[str, Any]] = []
         self._queue: deque[Reply] = deque()
         self._ids = itertools.count(1)
@@ -104,7 +115,9 @@ class FakeJudgeServer:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.requests.append(body)
+        self.served += 1
+        if self.record:
+            self.requests.append(body)
         reply = self._queue.popleft() if self._queue else self.responder(body)
         if self.latency or reply.delay:
             await asyncio.sleep(self.latency + reply.delay)
@@ -183,8 +196,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
-    server = FakeJudgeServer(latency=args.latency_ms / 1000)
-    web.run_app(server.app(), host="127.0.0.1", port=args.port, access_log=None)
+    server = FakeJudgeServer(latency=args.latency_ms / 1000, record=False)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    web.run_app(server.app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":
