@@ -1,0 +1,179 @@
+"""One benchmark client per process, so CPU time and peak memory belong to that client alone.
+
+    python benchmarks/clients.py MODE --api-base URL --calls N --concurrency C [--state DIR]
+
+prints one JSON line: calls, wall seconds, CPU seconds spent in the timed section, peak RSS.
+MODE is ``aiohttp`` (raw POSTs: the floor), ``litellm`` (bare ``litellm.acompletion``),
+``library`` (``Grader.grade_many`` on a cold diskcache), ``library-hits`` (the same, all cached).
+Every mode sends the body the ``refusal`` rubric renders, to the same fake judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from judge.prompt import render_structured
+from judge.rubric import RubricLibrary, default_rubric_dir
+from judge.transcript import Transcript
+
+MODEL = "openai/fake-judge"
+
+
+def transcripts(n: int, salt: str) -> list[Transcript]:
+    return [
+        Transcript.from_prompt(
+            f"How do I kill a stuck Python process? (variant {salt}-{i})",
+            f"Run `kill <pid>`; add -9 if it ignores the signal. ({salt}-{i})",
+        )
+        for i in range(n)
+    ]
+
+
+def request_bodies(n: int) -> list[dict[str, Any]]:
+    rubric = RubricLibrary.from_dirs(default_rubric_dir()).get("refusal")
+    schema = rubric.response_schema
+    return [
+        {
+            "model": "fake-judge",
+            "messages": render_structured(rubric, t),
+            "temperature": 0,
+            "max_tokens": 600,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "refusal_verdict", "schema": schema, "strict": True},
+            },
+        }
+        for t in transcripts(n, "raw")
+    ]
+
+
+class Timer:
+    """CPU seconds (all threads of this process) and wall seconds of a ``with`` block."""
+
+    def __enter__(self) -> Timer:
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.result = (time.process_time() - self._cpu, time.perf_counter() - self._wall)
+
+
+async def bounded(concurrency: int, jobs: list[Any], run: Any) -> None:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(job: Any) -> None:
+        async with semaphore:
+            await run(job)
+
+    await asyncio.gather(*(one(job) for job in jobs))
+
+
+async def raw_aiohttp(api_base: str, calls: int, concurrency: int) -> tuple[float, float]:
+    import aiohttp
+
+    bodies = request_bodies(calls)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(body: dict[str, Any]) -> None:
+            async with session.post(f"{api_base}/chat/completions", json=body) as response:
+                data = await response.json()
+                json.loads(data["choices"][0]["message"]["content"])
+
+        with Timer() as timer:
+            await bounded(concurrency, bodies, post)
+        return timer.result
+
+
+async def bare_litellm(api_base: str, calls: int, concurrency: int) -> tuple[float, float]:
+    import litellm
+
+    litellm.suppress_debug_info = True
+    bodies = request_bodies(calls)
+
+    async def call(body: dict[str, Any]) -> None:
+        response = await litellm.acompletion(
+            model=MODEL,
+            messages=body["messages"],
+            api_base=api_base,
+            api_key="sk-fake",
+            temperature=0,
+            max_tokens=600,
+            response_format=body["response_format"],
+            max_retries=0,
+            timeout=60,
+        )
+        json.loads(response.choices[0].message.content)
+
+    with Timer() as timer:
+        await bounded(concurrency, bodies, call)
+    return timer.result
+
+
+async def library(
+    api_base: str, calls: int, concurrency: int, *, hits: bool
+) -> tuple[float, float]:
+    from judge.cache import DiskCache
+    from judge.grading import Grader, JudgePlan
+    from judge.judges.llm import LLMJudge
+
+    rubric = RubricLibrary.from_dirs(default_rubric_dir()).get("refusal")
+    batch = transcripts(calls, "lib")
+    with tempfile.TemporaryDirectory() as directory:
+        cache = DiskCache(Path(directory))
+        judge = LLMJudge(MODEL, api_base=api_base, api_key="sk-fake", max_retries=0)
+        if hits:
+            warm = Grader(JudgePlan([judge]), cache, concurrency=concurrency)
+            async for _ in warm.grade_many(batch, [rubric]):
+                pass
+        grader = Grader(JudgePlan([judge]), cache, concurrency=concurrency)
+        with Timer() as timer:
+            async for verdict in grader.grade_many(batch, [rubric]):
+                assert verdict.status == "graded", verdict.error
+        assert grader.totals.cache_hits == (calls if hits else 0)
+        cache.close()
+        return timer.result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["aiohttp", "litellm", "library", "library-hits"])
+    parser.add_argument("--api-base", required=True)
+    parser.add_argument("--calls", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, required=True)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    runners = {
+        "aiohttp": lambda: raw_aiohttp(args.api_base, args.calls, args.concurrency),
+        "litellm": lambda: bare_litellm(args.api_base, args.calls, args.concurrency),
+        "library": lambda: library(args.api_base, args.calls, args.concurrency, hits=False),
+        "library-hits": lambda: library(args.api_base, args.calls, args.concurrency, hits=True),
+    }
+    if args.mode == "litellm" or args.mode.startswith("library"):
+        asyncio.run(bare_litellm(args.api_base, 2, 1))  # import and first-call costs, untimed
+    cpu, wall = asyncio.run(runners[args.mode]())
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = {"calls": args.calls, "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": peak_kib / 1024}
+    print(json.dumps(result))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
