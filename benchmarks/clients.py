@@ -1,8 +1,9 @@
 """One benchmark client per process, so CPU time and peak memory belong to that client alone.
 
-    python benchmarks/clients.py MODE --api-base URL --calls N --concurrency C [--state DIR]
+    python benchmarks/clients.py MODE --api-base URL --calls N --concurrency C [--repeat R]
 
-prints one JSON line: calls, wall seconds, CPU seconds spent in the timed section, peak RSS.
+prints one JSON line: calls, and the median over R repeats (each on fresh transcripts) of the wall
+seconds and CPU seconds of the timed section; peak RSS of the process.
 MODE is ``aiohttp`` (raw POSTs: the floor), ``litellm`` (bare ``litellm.acompletion``),
 ``library`` (``Grader.grade_many`` on a cold diskcache), ``library-hits`` (the same, all cached).
 Every mode sends the body the ``refusal`` rubric renders, to the same fake judge.
@@ -15,6 +16,7 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +33,11 @@ from judge.transcript import Transcript
 MODEL = "openai/fake-judge"
 
 
+RUN = {"n": 0}
+
+
 def transcripts(n: int, salt: str) -> list[Transcript]:
+    salt = f"{salt}{RUN['n']}"
     return [
         Transcript.from_prompt(
             f"How do I kill a stuck Python process? (variant {salt}-{i})",
@@ -42,6 +48,7 @@ def transcripts(n: int, salt: str) -> list[Transcript]:
 
 
 def request_bodies(n: int) -> list[dict[str, Any]]:
+    RUN["n"] += 1
     rubric = RubricLibrary.from_dirs(default_rubric_dir()).get("refusal")
     schema = rubric.response_schema
     return [
@@ -153,6 +160,7 @@ def main() -> None:
     parser.add_argument("--api-base", required=True)
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     try:
         import uvloop
@@ -168,7 +176,12 @@ def main() -> None:
     }
     if args.mode == "litellm" or args.mode.startswith("library"):
         asyncio.run(bare_litellm(args.api_base, 2, 1))  # import and first-call costs, untimed
-    cpu, wall = asyncio.run(runners[args.mode]())
+    measured = []
+    for _ in range(args.repeat):
+        RUN["n"] += 1
+        measured.append(asyncio.run(runners[args.mode]()))
+    cpu = statistics.median(m[0] for m in measured)
+    wall = statistics.median(m[1] for m in measured)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = {"calls": args.calls, "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": peak_kib / 1024}
     print(json.dumps(result))

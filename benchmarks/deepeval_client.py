@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import time
 
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
@@ -45,15 +46,21 @@ def main() -> None:
     parser.add_argument("--api-base", required=True)
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
 
-    async def run() -> tuple[float, float]:
+    async def run() -> list[tuple[float, float]]:
         await grade_all(args.api_base, 1, 1)  # first-call costs, untimed
-        cpu, wall = time.process_time(), time.perf_counter()
-        await grade_all(args.api_base, args.calls, args.concurrency)
-        return time.process_time() - cpu, time.perf_counter() - wall
+        measured = []
+        for _ in range(args.repeat):
+            cpu, wall = time.process_time(), time.perf_counter()
+            await grade_all(args.api_base, args.calls, args.concurrency)
+            measured.append((time.process_time() - cpu, time.perf_counter() - wall))
+        return measured
 
-    cpu, wall = asyncio.run(run())
+    measured = asyncio.run(run())
+    cpu = statistics.median(m[0] for m in measured)
+    wall = statistics.median(m[1] for m in measured)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"calls": args.calls, "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": peak}))
 

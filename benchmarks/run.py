@@ -22,6 +22,7 @@ measured in the same run. Results go to ``--out`` as JSON and to stdout as Markd
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -119,9 +120,11 @@ def framework_python(name: str) -> Path | None:
 
 
 def client(
-    mode: str, api_base: str, calls: int, concurrency: int, tree: Path = REPO
+    mode: str, api_base: str, calls: int, concurrency: int, repeat: int, tree: Path = REPO
 ) -> dict[str, Any]:
-    args = ["--api-base", api_base, "--calls", str(calls), "--concurrency", str(concurrency)]
+    """Median of ``repeat`` timed runs in one process (imports paid once, untimed)."""
+    args = ["--api-base", api_base, "--calls", str(calls), "--concurrency", str(concurrency),
+            "--repeat", str(repeat)]  # fmt: skip
     if mode in FRAMEWORKS:
         python = framework_python(mode)
         if python is None:
@@ -192,21 +195,23 @@ def run_job(server: Server, body: dict[str, Any], on_line: Callable[[], None] | 
     return count
 
 
-def jobs_api(api_base: str, calls: int, concurrency: int) -> dict[str, Any]:
+def jobs_api(api_base: str, calls: int, concurrency: int, repeat: int) -> dict[str, Any]:
+    """Median of ``repeat`` jobs through one server (CPU and memory of the server process)."""
     with tempfile.TemporaryDirectory() as directory:
         server = Server(api_base, concurrency, Path(directory))
         try:
-            body = {"transcripts": records(calls, f"jobs-{time.time_ns()}"), "rubrics": ["refusal"],
-                    "judge": {"profile": "fake"}}  # fmt: skip
-            warm = {**body, "transcripts": records(2, "warm")}
-            run_job(server, warm)  # import litellm and open connections, untimed
-            cpu, wall = server.cpu_s(), time.perf_counter()
-            assert run_job(server, body) == calls
-            wall, cpu = time.perf_counter() - wall, server.cpu_s() - cpu
+            body = {"rubrics": ["refusal"], "judge": {"profile": "fake"}}
+            run_job(server, {**body, "transcripts": records(2, "warm")})  # imports, untimed
+            measured = []
+            for run in range(repeat):
+                job = {**body, "transcripts": records(calls, f"jobs-{run}")}
+                cpu, wall = server.cpu_s(), time.perf_counter()
+                assert run_job(server, job) == calls
+                measured.append((server.cpu_s() - cpu, time.perf_counter() - wall))
             return {
                 "calls": calls,
-                "wall_s": wall,
-                "cpu_s": cpu,
+                "cpu_s": statistics.median(m[0] for m in measured),
+                "wall_s": statistics.median(m[1] for m in measured),
                 "peak_rss_mib": server.memory_mib(),
             }
         finally:
@@ -293,40 +298,30 @@ def main() -> None:
     args = parser.parse_args()
     clients = args.clients.split(",")
     results: dict[str, Any] = {"machine": machine(), "runs": args.runs, "matrix": {}}
-    with (
-        contextmanager(lambda: (yield None))()
-        if not args.baseline
-        else worktree(args.baseline) as base
-    ):
+    baseline = worktree(args.baseline) if args.baseline else contextlib.nullcontext(None)
+    with baseline as base:
         for latency in LATENCIES_MS:
             with fake_judge(latency) as api_base:
                 for concurrency in CONCURRENCIES:
                     calls = calls_for(latency, concurrency, args.quick)
                     modes = [*clients, *(["baseline"] if base else [])]
                     for mode in modes:
-
-                        def measure(
-                            mode: str = mode,
-                            api_base: str = api_base,
-                            calls: int = calls,
-                            concurrency: int = concurrency,
-                        ) -> dict[str, Any]:
-                            if mode == "jobs":
-                                return jobs_api(api_base, calls, concurrency)
-                            if mode == "baseline":
-                                return client("library", api_base, calls, concurrency, base)
-                            return client(mode, api_base, calls, concurrency)
-
                         try:
-                            row = summarize(median_of(args.runs, measure), latency, concurrency)
+                            if mode == "jobs":
+                                result = jobs_api(api_base, calls, concurrency, args.runs)
+                            elif mode == "baseline":
+                                result = client(
+                                    "library", api_base, calls, concurrency, args.runs, base
+                                )
+                            else:
+                                result = client(mode, api_base, calls, concurrency, args.runs)
+                            row = summarize(result, latency, concurrency)
                         except RuntimeError as exc:
                             row = {"error": str(exc)[-300:]}
                         results["matrix"][f"{mode}|{latency}|{concurrency}"] = row
                         print(mode, latency, concurrency, row, file=sys.stderr)
         with fake_judge(0) as api_base:
-            results["library_cache_hits"] = median_of(
-                args.runs, lambda: client("library-hits", api_base, 2000, 32)
-            )
+            results["library_cache_hits"] = client("library-hits", api_base, 2000, 32, args.runs)
             results["http_cache_hits"] = median_of(
                 args.runs, lambda: http_cache_hits(api_base, 2000)
             )
