@@ -150,7 +150,7 @@ async def library(
             async for verdict in grader.grade_many(batch, [rubric]):
                 assert verdict.status == "graded", verdict.error
         assert grader.totals.cache_hits == (calls if hits else 0)
-        cache.close()
+        await cache.close()
         return timer.result
 
 

@@ -80,7 +80,9 @@ class VerdictCache(Protocol):
 
     def clear(self) -> int: ...
 
-    def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release connections and files (on the event loop that used them)."""
+        ...
 
 
 class _Counted:
@@ -122,7 +124,7 @@ class MemoryCache(_Counted):
         self._entries.clear()
         return count
 
-    def close(self) -> None:
+    async def close(self) -> None:
         pass
 
 
@@ -190,8 +192,10 @@ class DiskCache(_Counted):
 
     async def ping(self) -> bool:
         def probe() -> bool:
-            self._cache.set("__judge_ping__", "ok", expire=60)
-            return bool(self._cache.get("__judge_ping__") == "ok")
+            self._cache.set("__judge_ping__", "ok")
+            ok = self._cache.get("__judge_ping__") == "ok"
+            self._cache.delete("__judge_ping__")
+            return bool(ok)
 
         try:
             return await asyncio.to_thread(probe)
@@ -201,5 +205,54 @@ class DiskCache(_Counted):
     def clear(self) -> int:
         return int(self._cache.clear())
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._cache.close()
+
+
+class RedisCache(_Counted):
+    """A cache in Redis, shared by every replica and worker that points at the same server.
+
+    Entries are plain strings under ``prefix`` + key, so ``judge cache clear`` removes only
+    judge's entries. ``stats`` and ``clear`` are for the CLI and use a blocking client.
+    """
+
+    def __init__(self, url: str, prefix: str = "judge:result:"):
+        import redis
+        import redis.asyncio
+
+        super().__init__()
+        self.url = url
+        self.prefix = prefix
+        self._redis = redis.asyncio.Redis.from_url(url)
+        self._blocking = redis.Redis.from_url(url)
+
+    async def get(self, key: str) -> JudgeResult | None:
+        stored = await self._redis.get(self.prefix + key)
+        self._count(stored is not None)
+        return JudgeResult.model_validate_json(stored) if stored is not None else None
+
+    async def set(self, key: str, result: JudgeResult) -> None:
+        await self._redis.set(self.prefix + key, result.model_dump_json())
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except Exception:
+            return False
+
+    def _keys(self) -> list[bytes]:
+        return list(self._blocking.scan_iter(match=self.prefix + "*", count=1000))
+
+    def stats(self) -> CacheStats:
+        keys = self._keys()
+        return CacheStats("redis", len(keys), None, self.hits, self.misses, self.url)
+
+    def clear(self) -> int:
+        keys = self._keys()
+        for start in range(0, len(keys), 1000):
+            self._blocking.delete(*keys[start : start + 1000])
+        return len(keys)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        self._blocking.close()

@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from judge.cache import CachePolicy
+from judge.cache import CachePolicy, VerdictCache
 from judge.config import Settings
 from judge.errors import TranscriptError, UsageError
 from judge.grading import Grader, JudgePlan, Summary
@@ -30,6 +30,8 @@ from judge.scoring import Reducer
 from judge.transcript import Transcript
 from judge.transcript_files import read_transcripts
 from judge.verdict import Status, Verdict
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Grade model transcripts for misgeneralization with LLM judges.",
@@ -147,24 +149,24 @@ def grade(
     for problem in problems:
         stderr.print(f"[red]invalid record[/red] {problem}", highlight=False)
     verdict_cache = settings.open_cache()
+    grader = Grader(
+        plan,
+        verdict_cache,
+        concurrency=settings.concurrency,
+        per_model_concurrency=settings.per_model_concurrency,
+        policy=_policy(cache),
+    )
+    sink = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
-        grader = Grader(
-            plan,
-            verdict_cache,
-            concurrency=settings.concurrency,
-            per_model_concurrency=settings.per_model_concurrency,
-            policy=_policy(cache),
-        )
-        sink = out.open("w", encoding="utf-8") if out else sys.stdout
-        try:
-            verdicts = asyncio.run(
-                _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet)
+        verdicts = asyncio.run(
+            _closing(
+                verdict_cache,
+                _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet),
             )
-        finally:
-            if out:
-                sink.close()
+        )
     finally:
-        verdict_cache.close()
+        if out:
+            sink.close()
     if not quiet:
         _print_summary(verdicts, grader.totals, len(problems))
     if grader.totals.errors or problems:
@@ -342,11 +344,8 @@ def calibrate(
         for name in dict.fromkeys(model or [OFFLINE_MODEL])
     ]
     cache = settings.open_cache()
-    try:
-        grader = Grader(JudgePlan(judges), cache, concurrency=settings.concurrency)
-        verdicts = asyncio.run(_collect(grader, transcripts, rubric))
-    finally:
-        cache.close()
+    grader = Grader(JudgePlan(judges), cache, concurrency=settings.concurrency)
+    verdicts = asyncio.run(_closing(cache, _collect(grader, transcripts, rubric)))
     result = agreement(rubric, verdicts)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
@@ -386,6 +385,14 @@ def calibrate(
             f"flag agreement {result.flag_accuracy:.3f} (kappa {result.flag_kappa:.3f}); "
             f"flag rate: reference {result.reference_rate:.1%}, judge {result.judge_rate:.1%}"
         )
+
+
+async def _closing(cache: VerdictCache, work: Awaitable[T]) -> T:
+    """Await the work, then close the cache on the same event loop."""
+    try:
+        return await work
+    finally:
+        await cache.close()
 
 
 async def _collect(grader: Grader, transcripts: list[Transcript], rubric: Rubric) -> list[Verdict]:
@@ -475,7 +482,7 @@ def cache_stats(
     try:
         stats = cache.stats()
     finally:
-        cache.close()
+        asyncio.run(cache.close())
     typer.echo(f"backend: {stats.backend}\nlocation: {stats.location}\nentries: {stats.entries}")
     typer.echo(f"size: {stats.size_bytes} bytes")
 
@@ -492,7 +499,7 @@ def cache_clear(
             raise typer.Exit(ExitCode.INCOMPLETE)
         typer.echo(f"cleared {cache.clear()} entries")
     finally:
-        cache.close()
+        asyncio.run(cache.close())
 
 
 def _json(document: object) -> str:

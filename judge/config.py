@@ -18,7 +18,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from judge.cache import DiskCache, MemoryCache, VerdictCache
+from judge.cache import DiskCache, MemoryCache, RedisCache, VerdictCache
 from judge.rubric import RubricLibrary, default_rubric_dir
 
 
@@ -51,6 +51,11 @@ class Settings(BaseSettings):
 
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "judge")
     cache_backend: str = Field(default="disk", pattern="^(disk|memory)$")
+    cache_url: str | None = Field(
+        default=None,
+        pattern="^rediss?://",
+        description="A Redis URL: share the cache between replicas (overrides cache_backend).",
+    )
     state_dir: Path = Field(
         default_factory=lambda: Path.home() / ".local" / "state" / "judge",
         description="Where the server keeps its job database.",
@@ -110,4 +115,6 @@ class Settings(BaseSettings):
         return RubricLibrary.from_dirs(default_rubric_dir(), *self.rubric_dirs)
 
     def open_cache(self) -> VerdictCache:
+        if self.cache_url is not None:
+            return RedisCache(self.cache_url)
         return MemoryCache() if self.cache_backend == "memory" else DiskCache(self.cache_dir)

@@ -7,7 +7,12 @@ import os
 # Before anything can import litellm: no cost-map download, no tokenizer fetch.
 os.environ["LITELLM_OFFLINE_MODE"] = "true"
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-TEST_KNOBS = {"JUDGE_LIVE_TESTS", "JUDGE_SHARED_DATA", "JUDGE_UPDATE_SNAPSHOTS"}
+TEST_KNOBS = {
+    "JUDGE_LIVE_TESTS",
+    "JUDGE_SHARED_DATA",
+    "JUDGE_UPDATE_SNAPSHOTS",
+    "JUDGE_TEST_REDIS_URL",
+}
 for _variable in list(os.environ):  # no provider keys, no settings leaking in from the shell
     if _variable.endswith("_API_KEY") or (
         _variable.startswith("JUDGE_") and _variable not in TEST_KNOBS

@@ -306,13 +306,13 @@ async def test_rerunning_a_batch_sends_no_requests(
     batch = [Transcript.from_prompt(f"question {i}", f"answer {i}") for i in range(20)]
     first = DiskCache(tmp_path)
     verdicts = [v async for v in grader(llm_judge, cache=first).grade_many(batch, [refusal, em])]
-    first.close()
+    await first.close()
     sent = fake_server.request_count
     assert sent == 20 * 3  # one structured call for refusal, two logprob calls for EM
 
     second = DiskCache(tmp_path)  # a new process would open the same directory
     again = [v async for v in grader(llm_judge, cache=second).grade_many(batch, [refusal, em])]
-    second.close()
+    await second.close()
 
     assert fake_server.request_count == sent
     assert all(v.cached for v in again)

@@ -113,7 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             store.close()
-            cache.close()
+            await cache.close()
 
     app = FastAPI(
         title="judge",
