@@ -24,7 +24,7 @@ from judge.cache import CachePolicy, VerdictCache
 from judge.config import Settings
 from judge.errors import TranscriptError, UsageError
 from judge.grading import Grader, JudgePlan, Summary
-from judge.judges import OFFLINE_MODEL, judge_for_model
+from judge.judges import OFFLINE_MODEL, Judge, judge_for_model
 from judge.rubric import Rubric, default_rubric_dir, load_rubric
 from judge.scoring import Reducer
 from judge.transcript import Transcript
@@ -134,16 +134,7 @@ def grade(
     )
     library = settings.rubric_library()
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
-    models = list(dict.fromkeys(model or [OFFLINE_MODEL]))
-    judges = [
-        judge_for_model(
-            name,
-            api_base=settings.api_base,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-        )
-        for name in models
-    ]
+    judges = _judges(settings, model)
     plan = JudgePlan(judges, samples=samples, reducer=_reducer(reducer))
     transcripts, problems = _read_inputs(files)
     for problem in problems:
@@ -171,6 +162,19 @@ def grade(
         _print_summary(verdicts, grader.totals, len(problems))
     if grader.totals.errors or problems:
         raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+def _judges(settings: Settings, models: list[str] | None) -> list[Judge]:
+    """The judges --model names (the offline judge when none), with the settings' call policy."""
+    return [
+        judge_for_model(
+            name,
+            api_base=settings.api_base,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+        )
+        for name in dict.fromkeys(models or [OFFLINE_MODEL])
+    ]
 
 
 def _reducer(value: str) -> Reducer:
@@ -334,15 +338,7 @@ def calibrate(
     transcripts = transcripts[:limit] if limit else transcripts
     settings = _settings(api_base=api_base)
     rubric = settings.rubric_library().get(DATASETS[dataset][1])
-    judges = [
-        judge_for_model(
-            name,
-            api_base=settings.api_base,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-        )
-        for name in dict.fromkeys(model or [OFFLINE_MODEL])
-    ]
+    judges = _judges(settings, model)
     cache = settings.open_cache()
     grader = Grader(JudgePlan(judges), cache, concurrency=settings.concurrency)
     verdicts = asyncio.run(_closing(cache, _collect(grader, transcripts, rubric)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,6 @@ def wilson(flagged: int, total: int) -> tuple[float, float]:
 
 
 def _bootstrap_rate(per_prompt: list[tuple[int, int]]) -> tuple[float, float]:
-    from scipy.stats import bootstrap
 
     counts = np.array(per_prompt, dtype=float)
     if len(counts) < 2:
@@ -183,9 +182,18 @@ def _bootstrap_rate(per_prompt: list[tuple[int, int]]) -> tuple[float, float]:
         chosen = counts[indices.astype(int)]
         return float(chosen[:, 0].sum() / chosen[:, 1].sum())
 
+    return _bootstrap_over_prompts(len(counts), pooled)
+
+
+def _bootstrap_over_prompts(
+    prompts: int, statistic: Callable[[np.ndarray], float]
+) -> tuple[float, float]:
+    """Percentile 95% interval of a statistic of resampled prompt indices (fixed seed)."""
+    from scipy.stats import bootstrap
+
     result = bootstrap(
-        (np.arange(len(counts)),),
-        pooled,
+        (np.arange(prompts),),
+        statistic,
         vectorized=False,
         n_resamples=BOOTSTRAP_RESAMPLES,
         method="percentile",
@@ -197,7 +205,6 @@ def _bootstrap_rate(per_prompt: list[tuple[int, int]]) -> tuple[float, float]:
 def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Comparison]:
     """Per rubric, model B's flag rate minus model A's on the prompts both have graded verdicts
     for, with a paired bootstrap 95% interval over those prompts."""
-    from scipy.stats import bootstrap
 
     comparisons = []
     for (rubric_id,), group in _groups(verdicts, ["rubric"]).items():
@@ -218,14 +225,7 @@ def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Com
                 chosen[:, 2].sum() / chosen[:, 3].sum() - chosen[:, 0].sum() / chosen[:, 1].sum()
             )
 
-        result = bootstrap(
-            (np.arange(len(shared)),),
-            difference,
-            vectorized=False,
-            n_resamples=BOOTSTRAP_RESAMPLES,
-            method="percentile",
-            rng=np.random.default_rng(0),
-        )
+        low, high = _bootstrap_over_prompts(len(shared), difference)
         rate_a = paired[:, 0].sum() / paired[:, 1].sum()
         rate_b = paired[:, 2].sum() / paired[:, 3].sum()
         comparisons.append(
@@ -237,8 +237,8 @@ def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Com
                 rate_a=float(rate_a),
                 rate_b=float(rate_b),
                 difference=float(rate_b - rate_a),
-                ci_low=float(result.confidence_interval.low),
-                ci_high=float(result.confidence_interval.high),
+                ci_low=low,
+                ci_high=high,
             )
         )
     return comparisons
