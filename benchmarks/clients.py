@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import os
 import resource
@@ -150,7 +151,9 @@ async def library(
             async for verdict in grader.grade_many(batch, [rubric]):
                 assert verdict.status == "graded", verdict.error
         assert grader.totals.cache_hits == (calls if hits else 0)
-        await cache.close()
+        closing = cache.close()  # async since 7b46ad6; the --baseline revision may predate it
+        if inspect.isawaitable(closing):
+            await closing
         return timer.result
 
 

@@ -195,24 +195,22 @@ class Grader:
         tell which input a verdict belongs to.
         """
         window = self.concurrency * 4
+        finished: asyncio.Queue[asyncio.Task[Verdict]] = asyncio.Queue()
         running: dict[asyncio.Task[Verdict], K] = {}
         try:
             for tag, transcript, rubric in pairs:
                 while len(running) >= window:
-                    for done in await self._next_done(running):
-                        yield running.pop(done), done.result()
-                running[asyncio.create_task(self.grade(transcript, rubric))] = tag
-            while running:
-                for done in await self._next_done(running):
+                    done = await finished.get()
                     yield running.pop(done), done.result()
+                task = asyncio.create_task(self.grade(transcript, rubric))
+                running[task] = tag
+                task.add_done_callback(finished.put_nowait)  # O(1) per verdict, any window
+            while running:
+                done = await finished.get()
+                yield running.pop(done), done.result()
         finally:
             for task in running:
                 task.cancel()
-
-    @staticmethod
-    async def _next_done(running: dict[asyncio.Task[Verdict], K]) -> set[asyncio.Task[Verdict]]:
-        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-        return done
 
     async def _result(self, judge: Judge, request: JudgeRequest) -> JudgeResult:
         key = cache_key(
