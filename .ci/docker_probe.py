@@ -20,7 +20,8 @@ def wait_ready(timeout: float = 60) -> float:
 
 
 def grade(path: str) -> dict:
-    records = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    with open(path, encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
     body = json.dumps({"transcripts": records, "rubrics": ["refusal"]}).encode()
     request = urllib.request.Request(
         f"{BASE}/v1/grade", body, headers={"content-type": "application/json"}
