@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Annotated, TypeVar
 
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
@@ -76,7 +77,8 @@ def _read_inputs(files: Sequence[Path]) -> tuple[list[Transcript], list[str]]:
     problems: list[str] = []
     for path in files:
         if not path.is_file():
-            raise UsageError(f"transcript file {path} does not exist")
+            problem = "is a directory, not a file" if path.is_dir() else "does not exist"
+            raise UsageError(f"transcript file {path} {problem}")
         for item in read_transcripts(path):
             if isinstance(item, TranscriptError):
                 problems.append(f"{path}: {item}")
@@ -421,8 +423,8 @@ def serve(
 def _load_settings() -> Settings:
     try:
         return Settings()
-    except ValueError as exc:
-        raise UsageError(f"invalid configuration: {exc}") from None
+    except (ValueError, yaml.YAMLError) as exc:  # pydantic's errors are ValueErrors
+        raise UsageError(f"invalid configuration (JUDGE_* or JUDGE_CONFIG): {exc}") from None
 
 
 @rubrics_app.command("list")

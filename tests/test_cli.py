@@ -85,6 +85,7 @@ def test_invalid_records_are_reported_and_the_rest_graded(
         (["grade", str(EXAMPLES)], "--rubric"),
         (["rubrics", "show", "nope"], "no rubric 'nope'"),
         (["frobnicate"], "No such command"),
+        (["grade", str(EXAMPLES.parent), "-r", "refusal"], "is a directory, not a file"),
     ],
 )
 def test_usage_errors_exit_2_and_say_what_to_fix(
@@ -115,3 +116,16 @@ def test_cache_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "entries: 12" in capsys.readouterr().out
     assert main(["cache", "clear", "--yes"]) == 0
     assert "cleared 12 entries" in capsys.readouterr().out
+
+
+def test_a_broken_config_file_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "judge.yaml"
+    config.write_text("profiles: [unclosed\n")
+    monkeypatch.setenv("JUDGE_CONFIG", str(config))
+    assert main(["rubrics", "list"]) == 2
+    assert "invalid configuration" in capsys.readouterr().err
+    config.write_text("default_profile: missing\n")
+    assert main(["rubrics", "list"]) == 2
+    assert "default_profile 'missing' is not a configured profile" in capsys.readouterr().err
