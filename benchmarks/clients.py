@@ -157,9 +157,34 @@ async def library(
         return timer.result
 
 
+def paired_ratio(runners: dict[str, Any], repeat: int, calls: int) -> None:
+    """Library and bare litellm batches alternated in one process, so that drift in the machine's
+    speed hits both alike; prints the median of the per-pair CPU ratios."""
+    ratios, library_ms, litellm_ms = [], [], []
+    for _ in range(repeat):
+        RUN["n"] += 1
+        litellm_cpu, _ = asyncio.run(runners["litellm"]())
+        RUN["n"] += 1
+        library_cpu, _ = asyncio.run(runners["library"]())
+        ratios.append(library_cpu / litellm_cpu)
+        library_ms.append(1000 * library_cpu / calls)
+        litellm_ms.append(1000 * litellm_cpu / calls)
+    result = {
+        "pairs": repeat,
+        "calls": calls,
+        "median_ratio": statistics.median(ratios),
+        "ratios": sorted(round(r, 3) for r in ratios),
+        "library_ms": statistics.median(library_ms),
+        "litellm_ms": statistics.median(litellm_ms),
+    }
+    print(json.dumps(result))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["aiohttp", "litellm", "library", "library-hits"])
+    parser.add_argument(
+        "mode", choices=["aiohttp", "litellm", "library", "library-hits", "library-vs-litellm"]
+    )
     parser.add_argument("--api-base", required=True)
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--concurrency", type=int, required=True)
@@ -179,6 +204,9 @@ def main() -> None:
     }
     if args.mode == "litellm" or args.mode.startswith("library"):
         asyncio.run(bare_litellm(args.api_base, 2, 1))  # import and first-call costs, untimed
+    if args.mode == "library-vs-litellm":
+        paired_ratio(runners, args.repeat, args.calls)
+        return
     measured = []
     for _ in range(args.repeat):
         RUN["n"] += 1
