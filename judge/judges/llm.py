@@ -226,9 +226,10 @@ class LLMJudge:
         )
 
     async def _complete(self, messages: ChatMessages, usage: _Usage, **params: Any) -> Any:
-        litellm = await asyncio.to_thread(
-            _litellm
-        )  # the first import takes seconds: not on the loop
+        # The first import takes seconds: keep it off the event loop; later calls are free.
+        litellm = (
+            _litellm() if _litellm.cache_info().currsize else await asyncio.to_thread(_litellm)
+        )
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(self.max_retries + 1),
