@@ -26,6 +26,7 @@ from judge.config import Settings
 from judge.errors import TranscriptError, UsageError
 from judge.grading import Grader, JudgePlan, Summary
 from judge.judges import OFFLINE_MODEL, Judge, judge_for_model
+from judge.judges.transport import close_sessions
 from judge.rubric import Rubric, default_rubric_dir, load_rubric
 from judge.scoring import Reducer
 from judge.transcript import Transcript
@@ -174,6 +175,7 @@ def _judges(settings: Settings, models: list[str] | None) -> list[Judge]:
             api_base=settings.api_base,
             timeout=settings.timeout,
             max_retries=settings.max_retries,
+            force_litellm=settings.force_litellm,
         )
         for name in dict.fromkeys(models or [OFFLINE_MODEL])
     ]
@@ -386,11 +388,12 @@ def calibrate(
 
 
 async def _closing(cache: VerdictCache, work: Awaitable[T]) -> T:
-    """Await the work, then close the cache on the same event loop."""
+    """Await the work, then close the cache and HTTP sessions on the same event loop."""
     try:
         return await work
     finally:
         await cache.close()
+        await close_sessions()
 
 
 async def _collect(grader: Grader, transcripts: list[Transcript], rubric: Rubric) -> list[Verdict]:

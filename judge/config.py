@@ -39,6 +39,7 @@ class JudgeProfile(BaseModel):
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
     rpm: float | None = Field(default=None, gt=0, description="Requests per minute, at most.")
+    force_litellm: bool = False
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -64,6 +65,10 @@ class Settings(BaseSettings):
     api_base: str | None = None
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
+    force_litellm: bool = Field(
+        default=False,
+        description="Send every judge call through litellm, even to OpenAI-compatible endpoints.",
+    )
     concurrency: int = Field(default=16, ge=1)
     per_model_concurrency: int | None = Field(default=None, ge=1)
 

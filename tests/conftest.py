@@ -21,13 +21,14 @@ for _variable in list(os.environ):  # no provider keys, no settings leaking in f
 
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from judge.judges.llm import LLMJudge
+from judge.judges.transport import close_sessions
 from judge.rubric import Rubric, RubricLibrary, default_rubric_dir
 from judge.testing.fake_server import FakeJudgeServer
 from judge.transcript import Transcript
@@ -80,6 +81,13 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         pytest.fail(f"test tried to reach the network: {attempts}")
 
 
+@pytest.fixture(autouse=True)
+async def _close_http_sessions() -> AsyncIterator[None]:
+    """The HTTP transport pools connections per event loop; close them after each test."""
+    yield
+    await close_sessions()
+
+
 @pytest.fixture(scope="session")
 def _server() -> Iterator[FakeJudgeServer]:
     server = FakeJudgeServer().start()
@@ -94,15 +102,22 @@ def fake_server(_server: FakeJudgeServer) -> FakeJudgeServer:
     return _server
 
 
+@pytest.fixture(params=["http", "litellm"])
+def force_litellm(request: pytest.FixtureRequest) -> bool:
+    """Run LLM-judge tests on both transports: the pooled HTTP one and litellm's."""
+    return bool(request.param == "litellm")
+
+
 @pytest.fixture
-def llm_judge(fake_server: FakeJudgeServer) -> LLMJudge:
-    """An LLM judge that reaches the fake server through litellm's real HTTP path."""
+def llm_judge(fake_server: FakeJudgeServer, force_litellm: bool) -> LLMJudge:
+    """An LLM judge that reaches the fake server over real HTTP, on each transport."""
     return LLMJudge(
         "openai/fake-judge",
         api_base=fake_server.api_base,
         api_key="sk-fake",
         timeout=5,
         max_retries=2,
+        force_litellm=force_litellm,
     )
 
 

@@ -1,4 +1,5 @@
-"""The LLM judge end to end: litellm's real HTTP path against the fake OpenAI-compatible server."""
+"""The LLM judge end to end, over real HTTP to the fake OpenAI-compatible server, on both
+transports (litellm's path and the pooled HTTP one): every test runs twice."""
 
 from __future__ import annotations
 
@@ -132,10 +133,14 @@ async def test_rate_limit_waits_for_retry_after_then_succeeds(
 
 
 async def test_rate_limit_that_persists_is_a_rate_limited_error(
-    fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript
+    fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript, force_litellm: bool
 ) -> None:
     judge = LLMJudge(
-        "openai/fake-judge", api_base=fake_server.api_base, api_key="sk-fake", max_retries=1
+        "openai/fake-judge",
+        api_base=fake_server.api_base,
+        api_key="sk-fake",
+        max_retries=1,
+        force_litellm=force_litellm,
     )
     fake_server.script(*[Reply(status=429, headers={"Retry-After": "0"})] * 2)
 
@@ -169,7 +174,7 @@ async def test_bad_credentials_are_a_provider_error_without_retries(
 
 
 async def test_slow_server_is_a_timeout_error(
-    fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript
+    fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript, force_litellm: bool
 ) -> None:
     judge = LLMJudge(
         "openai/fake-judge",
@@ -177,6 +182,7 @@ async def test_slow_server_is_a_timeout_error(
         api_key="sk-fake",
         timeout=0.3,
         max_retries=0,
+        force_litellm=force_litellm,
     )
     fake_server.script(Reply(content=structured("full_compliance"), delay=2))
     started = time.perf_counter()

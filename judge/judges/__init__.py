@@ -32,13 +32,25 @@ def judge_for_profile(profile: JudgeProfile) -> Judge:
         timeout=profile.timeout,
         max_retries=profile.max_retries,
         rpm=profile.rpm,
+        force_litellm=profile.force_litellm,
     )
 
 
 def judge_for_model(
-    model: str, *, api_base: str | None = None, timeout: float = 60.0, max_retries: int = 3
+    model: str,
+    *,
+    api_base: str | None = None,
+    timeout: float = 60.0,
+    max_retries: int = 3,
+    force_litellm: bool = False,
 ) -> Judge:
     """The judge a model string names: ``offline`` is the built-in one, anything else litellm's."""
     if model == OFFLINE_MODEL:
         return OfflineJudge()
-    return LLMJudge(model, api_base=api_base, timeout=timeout, max_retries=max_retries)
+    return LLMJudge(
+        model,
+        api_base=api_base,
+        timeout=timeout,
+        max_retries=max_retries,
+        force_litellm=force_litellm,
+    )

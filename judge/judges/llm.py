@@ -1,22 +1,20 @@
 """The LLM judge: any litellm model string, structured or logprob scoring.
 
-This is the only module that imports litellm, and it does so lazily: the offline path and the CLI's
-start-up never pay litellm's import (several seconds). ``LITELLM_OFFLINE_MODE`` and
-``LITELLM_LOCAL_MODEL_COST_MAP`` are set first, so litellm never fetches its cost map or a
-tokenizer.
+Calls go through a transport (``judge.judges.transport``): a pooled HTTP session for
+OpenAI-compatible endpoints, litellm for every other provider (or for all, with
+``force_litellm``). litellm is imported lazily, in a worker thread, on the first call: the offline
+path and the server's start-up never pay its import (several seconds).
 
-Calls carry an explicit timeout; litellm's and the OpenAI SDK's own retries are switched off and
-tenacity retries rate limits, timeouts, connection failures and 5xx replies, waiting as long as a
-``Retry-After`` header asks (up to ``max_wait``) or backing off exponentially.
+Calls carry an explicit timeout; the transports never retry, and tenacity retries rate limits,
+timeouts, connection failures and 5xx replies, waiting as long as a ``Retry-After`` header asks
+(up to ``max_wait``) or backing off exponentially.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from aiolimiter import AsyncLimiter
@@ -31,24 +29,12 @@ from tenacity import (
 from judge.errors import ErrorKind, JudgeCallError
 from judge.heuristics import classify_refusal
 from judge.judges.base import JudgeRequest
+from judge.judges.transport import Completion, Transport, TransportError, prices, resolve
 from judge.parsing import ReplyInvalid, parse_structured
 from judge.prompt import ChatMessages, render_logprob, render_reask, render_structured
 from judge.rubric import Criterion
 from judge.scoring import logprob_expectation, matching_escape, sampled_number
 from judge.verdict import JudgeResult, VerdictError
-
-TOP_LOGPROBS = 20
-
-
-@cache
-def _litellm() -> Any:
-    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    litellm.telemetry = False
-    return litellm
 
 
 class _Usage:
@@ -60,12 +46,12 @@ class _Usage:
         self.attempts = 0
         self.cost: float | None = None
 
-    def add(self, response: Any, cost: float | None) -> None:
-        usage = getattr(response, "usage", None)
-        self.input_tokens += getattr(usage, "prompt_tokens", 0) or 0
-        self.output_tokens += getattr(usage, "completion_tokens", 0) or 0
+    def add(self, completion: Completion, price: tuple[float, float] | None) -> None:
+        self.input_tokens += completion.input_tokens
+        self.output_tokens += completion.output_tokens
         self.attempts += 1
-        if cost is not None:
+        if price is not None:
+            cost = completion.input_tokens * price[0] + completion.output_tokens * price[1]
             self.cost = (self.cost or 0.0) + cost
 
 
@@ -89,6 +75,7 @@ class LLMJudge:
         max_retries: int = 3,
         max_wait: float = 60.0,
         rpm: float | None = None,
+        force_litellm: bool = False,
     ):
         self.model = model
         self.api_base = api_base
@@ -99,6 +86,8 @@ class LLMJudge:
         self.max_retries = max_retries
         self.max_wait = max_wait
         self._limiter = AsyncLimiter(rpm, 60) if rpm else None
+        self.force_litellm = force_litellm
+        self._transport: Transport | None = None
 
     @property
     def name(self) -> str:
@@ -151,13 +140,11 @@ class LLMJudge:
             "json_schema": {"name": f"{rubric.id}_verdict", "schema": schema, "strict": True},
         }
         for attempt in (1, 2):
-            response = await self._complete(
+            completion = await self._complete(
                 messages, usage, response_format=response_format, **self._decoding(request)
             )
-            message = response.choices[0].message
-            text = message.content or ""
-            refusal = getattr(message, "refusal", None)
-            if refusal or response.choices[0].finish_reason == "content_filter":
+            text, refusal = completion.content, completion.refusal
+            if refusal or completion.finish_reason == "content_filter":
                 raise JudgeCallError(
                     ErrorKind.JUDGE_REFUSED, f"the judge declined: {refusal}", raw_output=text
                 )
@@ -197,10 +184,8 @@ class LLMJudge:
         criterion = request.criteria[0]
         assert criterion.scale is not None
         messages = render_logprob(request.rubric, criterion, request.transcript)
-        response = await self._complete(messages, usage, **self._decoding(request))
-        choice = response.choices[0]
-        text = choice.message.content or ""
-        top = _top_logprobs(choice)
+        completion = await self._complete(messages, usage, **self._decoding(request))
+        text, top = completion.content, completion.top_logprobs
         base = {
             "model": self.model,
             "sample": request.sample,
@@ -225,13 +210,23 @@ class LLMJudge:
             numeric_mass=scored.numeric_mass,
         )
 
-    async def _complete(self, messages: ChatMessages, usage: _Usage, **params: Any) -> Any:
-        # The first import takes seconds: keep it off the event loop; later calls are free.
-        litellm = (
-            _litellm() if _litellm.cache_info().currsize else await asyncio.to_thread(_litellm)
-        )
+    async def transport(self) -> Transport:
+        """The transport for this model, resolved on first use (litellm's import, in a thread)."""
+        if self._transport is None:
+            self._transport = await asyncio.to_thread(
+                resolve,
+                self.model,
+                self.api_base,
+                self.api_key,
+                self.timeout,
+                force_litellm=self.force_litellm,
+            )
+        return self._transport
+
+    async def _complete(self, messages: ChatMessages, usage: _Usage, **params: Any) -> Completion:
+        transport = await self.transport()
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(lambda exc: isinstance(exc, TransportError) and exc.transient),
             stop=stop_after_attempt(self.max_retries + 1),
             wait=_wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=8), self.max_wait),
             reraise=True,
@@ -241,28 +236,11 @@ class LLMJudge:
                 with attempt:
                     if self._limiter is not None:
                         await self._limiter.acquire()
-                    response = await litellm.acompletion(
-                        model=self.model,
-                        messages=messages,
-                        api_base=self.api_base,
-                        api_key=self.api_key,
-                        timeout=self.timeout,
-                        max_retries=0,  # the OpenAI SDK's own retries; litellm's are off by default
-                        drop_params=True,
-                        **params,
-                    )
-        except Exception as exc:
-            raise _classify(exc) from exc
-        usage.add(response, _cost(self.model, response))
-        return response
-
-
-def _top_logprobs(choice: Any) -> list[tuple[str, float]] | None:
-    logprobs = getattr(choice, "logprobs", None)
-    content = getattr(logprobs, "content", None) if logprobs is not None else None
-    if not content:
-        return None
-    return [(item.token, item.logprob) for item in content[0].top_logprobs or []]
+                    completion = await transport.complete(messages, params)
+        except TransportError as exc:
+            raise JudgeCallError(exc.kind, str(exc)) from exc
+        usage.add(completion, prices(self.model))
+        return completion
 
 
 def _unscored(criterion: Criterion, head: str, mass: float | None) -> str:
@@ -277,61 +255,13 @@ def _unscored(criterion: Criterion, head: str, mass: float | None) -> str:
     )
 
 
-def _is_transient(exc: BaseException) -> bool:
-    litellm = _litellm()
-    return isinstance(
-        exc,
-        litellm.RateLimitError
-        | litellm.Timeout
-        | litellm.APIConnectionError
-        | litellm.InternalServerError
-        | litellm.ServiceUnavailableError,
-    )
-
-
-def _retry_after(exc: BaseException | None) -> float | None:
-    headers = getattr(exc, "litellm_response_headers", None) or getattr(
-        getattr(exc, "response", None), "headers", None
-    )
-    value = headers.get("retry-after") if headers is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _wait_retry_after(
     fallback: Callable[[RetryCallState], float], max_wait: float
 ) -> Callable[[RetryCallState], float]:
     def wait(state: RetryCallState) -> float:
         outcome = state.outcome
-        delay = _retry_after(outcome.exception() if outcome is not None else None)
+        failure = outcome.exception() if outcome is not None else None
+        delay = failure.retry_after if isinstance(failure, TransportError) else None
         return min(delay, max_wait) if delay is not None else fallback(state)
 
     return wait
-
-
-def _classify(exc: Exception) -> JudgeCallError:
-    litellm = _litellm()
-    message = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
-    if isinstance(exc, litellm.RateLimitError):
-        return JudgeCallError(ErrorKind.RATE_LIMITED, message)
-    if isinstance(exc, litellm.Timeout):
-        return JudgeCallError(ErrorKind.TIMEOUT, message)
-    if isinstance(exc, litellm.ContentPolicyViolationError):
-        return JudgeCallError(ErrorKind.JUDGE_REFUSED, message)
-    return JudgeCallError(ErrorKind.PROVIDER, message)
-
-
-_UNPRICED: set[str] = set()
-
-
-def _cost(model: str, response: Any) -> float | None:
-    """Price from litellm's local table; models it does not know cost None (once looked up)."""
-    if model in _UNPRICED:
-        return None
-    try:
-        return float(_litellm().completion_cost(completion_response=response, model=model))
-    except Exception:
-        _UNPRICED.add(model)
-        return None

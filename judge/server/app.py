@@ -35,6 +35,7 @@ from judge.errors import (
     TranscriptError,
     UsageError,
 )
+from judge.judges.transport import close_sessions
 from judge.rubric import RubricLibrary
 from judge.server.jobs import JobRunner, JobStore
 from judge.server.judging import GraderPool
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await task
             store.close()
             await cache.close()
+            await close_sessions()
 
     app = FastAPI(
         title="judge",

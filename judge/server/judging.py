@@ -70,6 +70,7 @@ class GraderPool:
                     api_base=self.settings.api_base,
                     timeout=self.settings.timeout,
                     max_retries=self.settings.max_retries,
+                    force_litellm=self.settings.force_litellm,
                 )
             )
         return self._judges[name]
