@@ -154,6 +154,11 @@ async def library(
         closing = cache.close()  # async since 7b46ad6; the --baseline revision may predate it
         if inspect.isawaitable(closing):
             await closing
+        try:
+            from judge.judges.transport import close_sessions
+        except ImportError:  # a --baseline revision without the HTTP transport
+            return timer.result
+        await close_sessions()
         return timer.result
 
 
