@@ -21,7 +21,7 @@ for _variable in list(os.environ):  # no provider keys, no settings leaking in f
 
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,17 +108,27 @@ def force_litellm(request: pytest.FixtureRequest) -> bool:
     return bool(request.param == "litellm")
 
 
+JudgeFactory = Callable[..., LLMJudge]
+
+
 @pytest.fixture
-def llm_judge(fake_server: FakeJudgeServer, force_litellm: bool) -> LLMJudge:
+def make_judge(fake_server: FakeJudgeServer, force_litellm: bool) -> JudgeFactory:
+    """LLM judges for the fake server, on this test's transport; keywords override the call
+    policy (timeout 5 s, 2 retries)."""
+
+    def make(**policy: Any) -> LLMJudge:
+        settings = {"timeout": 5, "max_retries": 2, "force_litellm": force_litellm, **policy}
+        return LLMJudge(
+            "openai/fake-judge", api_base=fake_server.api_base, api_key="sk-fake", **settings
+        )
+
+    return make
+
+
+@pytest.fixture
+def llm_judge(make_judge: JudgeFactory) -> LLMJudge:
     """An LLM judge that reaches the fake server over real HTTP, on each transport."""
-    return LLMJudge(
-        "openai/fake-judge",
-        api_base=fake_server.api_base,
-        api_key="sk-fake",
-        timeout=5,
-        max_retries=2,
-        force_litellm=force_litellm,
-    )
+    return make_judge()
 
 
 @pytest.fixture(scope="session")

@@ -133,15 +133,9 @@ async def test_rate_limit_waits_for_retry_after_then_succeeds(
 
 
 async def test_rate_limit_that_persists_is_a_rate_limited_error(
-    fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript, force_litellm: bool
+    make_judge: Any, fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript
 ) -> None:
-    judge = LLMJudge(
-        "openai/fake-judge",
-        api_base=fake_server.api_base,
-        api_key="sk-fake",
-        max_retries=1,
-        force_litellm=force_litellm,
-    )
+    judge = make_judge(max_retries=1)
     fake_server.script(*[Reply(status=429, headers={"Retry-After": "0"})] * 2)
 
     verdict = await grader(judge).grade(single_turn, refusal)
@@ -174,16 +168,9 @@ async def test_bad_credentials_are_a_provider_error_without_retries(
 
 
 async def test_slow_server_is_a_timeout_error(
-    fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript, force_litellm: bool
+    make_judge: Any, fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript
 ) -> None:
-    judge = LLMJudge(
-        "openai/fake-judge",
-        api_base=fake_server.api_base,
-        api_key="sk-fake",
-        timeout=0.3,
-        max_retries=0,
-        force_litellm=force_litellm,
-    )
+    judge = make_judge(timeout=0.3, max_retries=0)
     fake_server.script(Reply(content=structured("full_compliance"), delay=2))
     started = time.perf_counter()
 
