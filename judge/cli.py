@@ -31,7 +31,7 @@ from judge.rubric import Rubric, default_rubric_dir, load_rubric
 from judge.scoring import Reducer
 from judge.transcript import Transcript
 from judge.transcript_files import read_transcripts
-from judge.verdict import Status, Verdict
+from judge.verdict import Verdict
 
 T = TypeVar("T")
 
@@ -152,7 +152,7 @@ def grade(
     )
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
-        verdicts = asyncio.run(
+        by_rubric, first_error = asyncio.run(
             _closing(
                 verdict_cache,
                 _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet),
@@ -162,7 +162,7 @@ def grade(
         if out:
             sink.close()
     if not quiet:
-        _print_summary(verdicts, grader.totals, len(problems))
+        _print_summary(by_rubric, first_error, grader.totals, len(problems))
     if grader.totals.errors or problems:
         raise typer.Exit(ExitCode.INCOMPLETE)
 
@@ -198,8 +198,11 @@ async def _grade_all(
     sink: IO[str],
     *,
     show_progress: bool,
-) -> list[Verdict]:
-    verdicts: list[Verdict] = []
+) -> tuple[dict[str, Summary], str | None]:
+    """Write each verdict as it finishes; keep only per-rubric counts and the first error, so
+    memory stays flat for any number of transcripts."""
+    by_rubric: dict[str, Summary] = {}
+    first_error: str | None = None
     progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -214,41 +217,34 @@ async def _grade_all(
         async for verdict in grader.grade_many(transcripts, rubrics):
             sink.write(verdict.model_dump_json() + "\n")
             sink.flush()
-            verdicts.append(_summary_only(verdict))
+            by_rubric.setdefault(verdict.rubric.id, Summary()).add(verdict)
+            if first_error is None and verdict.error is not None:
+                first_error = verdict.error.message
             progress.advance(task)
-    return verdicts
+    return by_rubric, first_error
 
 
-def _summary_only(verdict: Verdict) -> Verdict:
-    """Keep what the summary needs, not the raw judge output, so memory stays small."""
-    return verdict.model_copy(update={"judges": [], "explanation": None, "metadata": {}})
-
-
-def _print_summary(verdicts: list[Verdict], totals: Summary, invalid_records: int) -> None:
+def _print_summary(
+    by_rubric: dict[str, Summary], first_error: str | None, totals: Summary, invalid_records: int
+) -> None:
     table = Table(title="judge summary", title_justify="left")
     for column in ("rubric", "graded", "flagged", "flag rate", "not applicable", "errors"):
         table.add_column(column, justify="left" if column == "rubric" else "right")
-    by_rubric: dict[str, list[Verdict]] = {}
-    for verdict in verdicts:
-        by_rubric.setdefault(verdict.rubric.id, []).append(verdict)
-    for rubric_id, group in sorted(by_rubric.items()):
-        graded = [v for v in group if v.status == Status.GRADED]
-        flagged = sum(1 for v in graded if v.flagged)
-        rate = f"{flagged / len(graded):.1%}" if graded else "-"
+    for rubric_id, counts in sorted(by_rubric.items()):
+        rate = f"{counts.flagged / counts.graded:.1%}" if counts.graded else "-"
         table.add_row(
             rubric_id,
-            str(len(graded)),
-            str(flagged),
+            str(counts.graded),
+            str(counts.flagged),
             rate,
-            str(sum(1 for v in group if v.status == Status.NOT_APPLICABLE)),
-            str(sum(1 for v in group if v.status == Status.ERROR)),
+            str(counts.not_applicable),
+            str(counts.errors),
         )
     stderr.print(table)
     if totals.errors_by_kind:
         kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(totals.errors_by_kind.items()))
         stderr.print(f"errors by kind: {kinds}")
-        first = next(v.error for v in verdicts if v.error is not None)
-        stderr.print(f"first error: {first.message}", highlight=False)
+        stderr.print(f"first error: {first_error}", highlight=False)
     if invalid_records:
         stderr.print(f"[red]{invalid_records} invalid input record(s) were skipped[/red]")
     cost = f"${totals.cost_usd:.4f}" if totals.cost_usd else "$0 (or unpriced)"
