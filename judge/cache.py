@@ -18,14 +18,20 @@ not change what the judge answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from judge.prompt import PROMPT_VERSION
 from judge.verdict import JudgeResult
+
+logger = logging.getLogger(__name__)
 
 CachePolicy = Literal["use", "refresh", "bypass"]
 """``use`` reads and writes; ``refresh`` skips reading but stores the new result; ``bypass``
@@ -72,6 +78,13 @@ class VerdictCache(Protocol):
 
     async def set(self, key: str, result: JudgeResult) -> None: ...
 
+    def lock(self, key: str) -> AbstractAsyncContextManager[bool]:
+        """Held while a call for ``key`` is paid for, so that other processes sharing this cache
+        wait for its result instead of paying again. Yields whether another process may have
+        stored the result meanwhile (so the holder must look again); a no-op yielding False
+        where the cache is one process's."""
+        ...
+
     def stats(self) -> CacheStats: ...
 
     async def ping(self) -> bool:
@@ -111,6 +124,9 @@ class MemoryCache(_Counted):
 
     async def set(self, key: str, result: JudgeResult) -> None:
         self._entries[key] = result.model_dump_json()
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[bool]:
+        return contextlib.nullcontext(False)
 
     def stats(self) -> CacheStats:
         size = sum(len(v) for v in self._entries.values())
@@ -175,6 +191,9 @@ class DiskCache(_Counted):
                 if not future.done():
                     future.set_result(None)
 
+    def lock(self, key: str) -> AbstractAsyncContextManager[bool]:
+        return contextlib.nullcontext(False)  # processes sharing a directory may pay twice
+
     def _write(self, entries: list[tuple[str, str]]) -> None:
         with self._cache.transact():
             for key, value in entries:
@@ -213,16 +232,27 @@ class RedisCache(_Counted):
     """A cache in Redis, shared by every replica and worker that points at the same server.
 
     Entries are plain strings under ``prefix`` + key, so ``judge cache clear`` removes only
-    judge's entries. ``stats`` and ``clear`` are for the CLI and use a blocking client.
+    judge's entries. ``stats`` and ``clear`` are for the CLI and use a blocking client. ``lock``
+    is a Redis lock per key (``lock_prefix`` + key) that expires after ``lock_seconds``, so a
+    replica that dies while paying holds up the others no longer than that.
     """
 
-    def __init__(self, url: str, prefix: str = "judge:result:"):
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "judge:result:",
+        *,
+        lock_prefix: str = "judge:lock:",
+        lock_seconds: float = 300.0,
+    ):
         import redis
         import redis.asyncio
 
         super().__init__()
         self.url = url
         self.prefix = prefix
+        self.lock_prefix = lock_prefix
+        self.lock_seconds = lock_seconds
         self._redis = redis.asyncio.Redis.from_url(url)
         self._blocking = redis.Redis.from_url(url)
 
@@ -234,9 +264,33 @@ class RedisCache(_Counted):
     async def set(self, key: str, result: JudgeResult) -> None:
         await self._redis.set(self.prefix + key, result.model_dump_json())
 
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[bool]:
+        """Wait (polling every 20 ms) while another process holds the key. If Redis fails or
+        the wait outlasts ``lock_seconds``, go on unlocked: paying twice beats losing a verdict."""
+        import redis.exceptions
+
+        lock = self._redis.lock(
+            self.lock_prefix + key,
+            timeout=self.lock_seconds,
+            sleep=0.02,
+            blocking_timeout=self.lock_seconds,
+        )
+        try:
+            acquired = await lock.acquire()
+        except redis.exceptions.RedisError:
+            logger.exception("could not take the Redis lock for %s; calling without it", key)
+            acquired = False
+        try:
+            yield True
+        finally:
+            if acquired:
+                with contextlib.suppress(redis.exceptions.RedisError):
+                    await lock.release()
+
     async def ping(self) -> bool:
         try:
-            return bool(await self._redis.ping())
+            return bool(await self._redis.ping())  # type: ignore[misc]  # redis-py's union
         except Exception:
             return False
 

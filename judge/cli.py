@@ -419,6 +419,23 @@ def serve(
     )
 
 
+@app.command()
+def worker() -> None:
+    """Grade queued jobs (needs JUDGE_QUEUE_URL; run any number, on any machine, beside API
+    replicas that share the same Redis). Stops on SIGINT/SIGTERM; an unfinished job is re-queued."""
+    import logging.config
+
+    from judge.server.app import LOG_CONFIG
+    from judge.server.queue import run_worker
+
+    settings = _load_settings()
+    if settings.queue_url is None:
+        raise UsageError("judge worker needs JUDGE_QUEUE_URL=redis://host:port/db (the job queue)")
+    settings.rubric_library()  # refuse to start on a bad configuration, with its reason
+    logging.config.dictConfig(LOG_CONFIG)
+    asyncio.run(run_worker(settings))
+
+
 def _load_settings() -> Settings:
     try:
         return Settings()

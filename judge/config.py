@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         pattern="^rediss?://",
         description="A Redis URL: share the cache between replicas (overrides cache_backend).",
     )
+    queue_url: str | None = Field(
+        default=None,
+        pattern="^rediss?://",
+        description="A Redis URL: keep jobs there and grade them in `judge worker` processes, so "
+        "API replicas are stateless (without it, the server grades jobs itself from state_dir).",
+    )
+    worker_jobs: int = Field(default=4, ge=1, description="Jobs one worker grades at once.")
+    job_heartbeat_seconds: int = Field(
+        default=30,
+        ge=1,
+        description="A queued job whose worker has not beaten for this long is re-enqueued.",
+    )
     state_dir: Path = Field(
         default_factory=lambda: Path.home() / ".local" / "state" / "judge",
         description="Where the server keeps its job database.",
@@ -121,5 +133,7 @@ class Settings(BaseSettings):
 
     def open_cache(self) -> VerdictCache:
         if self.cache_url is not None:
-            return RedisCache(self.cache_url)
+            # A replica holds a verdict's lock while it pays for it: as long as a call can take.
+            lock_seconds = self.timeout * (self.max_retries + 1) + 10
+            return RedisCache(self.cache_url, lock_seconds=lock_seconds)
         return MemoryCache() if self.cache_backend == "memory" else DiskCache(self.cache_dir)

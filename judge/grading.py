@@ -2,7 +2,8 @@
 
 For each (transcript, rubric) the engine checks the transcript's shape, then makes one call per
 judge, sample and call group of the rubric: cache lookup first; on a miss, single-flight (identical
-calls in flight run once, whoever asked) under a global and a per-model concurrency limit. The
+calls in flight run once, whoever asked; across processes too, when the cache is shared and
+offers a lock) under a global and a per-model concurrency limit. The
 results are reduced into one verdict. ``grade`` never raises for a failed call: every pair gets a
 verdict, graded, not applicable, or an error with a named kind.
 """
@@ -234,6 +235,14 @@ class Grader:
         return await asyncio.shield(task)
 
     async def _call(self, judge: Judge, request: JudgeRequest, key: str) -> JudgeResult:
+        async with self.cache.lock(key) as shared:  # single-flight across processes
+            if shared and self.policy == "use":
+                hit = await self._cached(key)  # another process paid while this one waited
+                if hit is not None:
+                    return hit.model_copy(update={"cached": True, "key": key})
+            return await self._paid_call(judge, request, key)
+
+    async def _paid_call(self, judge: Judge, request: JudgeRequest, key: str) -> JudgeResult:
         # The slot is held until the result is stored, so that at most ``concurrency`` paid calls
         # are ever unpersisted: a killed process loses no more than that.
         async with self._global, self._per_model[judge.name]:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from judge.server.jobs import JobStore
+from judge.server.sqlite_jobs import SqliteJobStore
 from judge.testing.fake_server import FakeJudgeServer
 
 pytestmark = pytest.mark.slow
@@ -145,7 +145,7 @@ def test_killed_server_resumes_its_job_without_repeating_calls(
 
         server.kill()
         calls_before_kill = fake_server.request_count
-        store = JobStore(tmp_path / "state" / "jobs.sqlite3")
+        store = SqliteJobStore(tmp_path / "state" / "jobs.sqlite3")
         stored_before = [
             json.loads(v)["transcript_id"] for v in store.verdict_lines(job_id, 0, total)
         ]

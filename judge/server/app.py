@@ -1,8 +1,10 @@
 """The HTTP service: ``create_app(settings)`` builds it; nothing is read from globals.
 
-The app's lifespan loads the rubrics, opens the verdict cache and the job store, and runs a job
-runner in the background. Every error leaves as JSON problem details (RFC 9457) whose ``detail``
-says what to fix; the table from exception to status is ``_STATUS`` below.
+The app's lifespan loads the rubrics, opens the verdict cache and the job store, and either runs a
+job runner in the background (a single server) or hands jobs to ``judge worker`` processes through
+a Redis queue (``queue_url``: replicas then keep no state of their own). Every error leaves as
+JSON problem details (RFC 9457) whose ``detail`` says what to fix; the table from exception to
+status is ``_STATUS`` below.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from judge.rubric import RubricLibrary
 from judge.server.jobs import JobRunner, JobStore
 from judge.server.judging import GraderPool
 from judge.server.metrics import Metrics
+from judge.server.queue import JobDispatch, LocalDispatch, QueueDispatch
+from judge.server.redis_jobs import RedisJobStore
+from judge.server.sqlite_jobs import SqliteJobStore
 
 access_log = logging.getLogger("judge.access")
 logger = logging.getLogger(__name__)
@@ -66,7 +71,7 @@ class ServerState:
     cache: VerdictCache
     store: JobStore
     pool: GraderPool
-    runner: JobRunner
+    dispatch: JobDispatch
     metrics: Metrics
 
 
@@ -102,17 +107,27 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         library = settings.rubric_library()
         cache = settings.open_cache()
-        store = JobStore(settings.state_dir / "jobs.sqlite3")
         pool = GraderPool(settings, cache, on_verdict=metrics.observe_verdict)
-        runner = JobRunner(store, pool, library, lease_seconds=settings.job_lease_seconds)
-        app.state.judge = ServerState(settings, library, cache, store, pool, runner, metrics)
-        task = asyncio.create_task(runner.run_forever(), name="job-runner")
+        runner_task: asyncio.Task[None] | None = None
+        store: JobStore
+        dispatch: JobDispatch
+        if settings.queue_url is not None:  # a stateless replica: workers grade the jobs
+            store = RedisJobStore(settings.queue_url)
+            dispatch = QueueDispatch(settings)
+        else:
+            local = SqliteJobStore(settings.state_dir / "jobs.sqlite3")
+            runner = JobRunner(local, pool, library, lease_seconds=settings.job_lease_seconds)
+            runner_task = asyncio.create_task(runner.run_forever(local), name="job-runner")
+            store, dispatch = local, LocalDispatch(runner)
+        app.state.judge = ServerState(settings, library, cache, store, pool, dispatch, metrics)
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if runner_task is not None:
+                runner_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner_task
+            await dispatch.close()
             store.close()
             await cache.close()
             await close_sessions()
@@ -152,6 +167,7 @@ LOG_CONFIG: dict[str, Any] = {
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
     "loggers": {
         "judge": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "saq": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
         "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn.access": {"handlers": [], "propagate": False},
     },

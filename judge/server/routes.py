@@ -140,7 +140,8 @@ async def create_job(
         request_hash=request_hash,
         idempotency_key=idempotency_key,
     )
-    state.runner.wake()
+    if job.state not in TERMINAL:
+        await state.dispatch.submitted(job.id)
     response.headers["location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["idempotent-replayed"] = "true"
@@ -183,7 +184,7 @@ async def job_verdicts(
 
 async def _stream(state: ServerState, job_id: str, cursor: int, follow: bool) -> AsyncIterator[str]:
     while True:
-        progress = state.runner.progress
+        progress = state.dispatch.progress()
         lines = await asyncio.to_thread(state.store.verdict_lines, job_id, cursor, 500)
         if lines:
             cursor += len(lines)
@@ -193,7 +194,7 @@ async def _stream(state: ServerState, job_id: str, cursor: int, follow: bool) ->
         if not follow or job.state in TERMINAL:
             return
         with contextlib.suppress(TimeoutError):  # other processes' progress shows on the poll
-            await asyncio.wait_for(progress.wait(), 1.0)
+            await asyncio.wait_for(progress.wait(), state.dispatch.poll_seconds)
 
 
 @protected.post("/v1/reports", tags=["reports"])

@@ -1,0 +1,153 @@
+"""How a submitted job reaches a runner.
+
+On a single server the app's own runner polls the SQLite store (``LocalDispatch``). Scaled out
+(``queue_url`` set), the API only enqueues the job's id on a saq queue in Redis and ``judge
+worker`` processes take it (``QueueDispatch``, ``run_worker``). saq gives what a long job needs:
+no run-time limit, a heartbeat, and a sweep that re-enqueues the job of a worker that stopped
+beating, where the next worker resumes it (the job store's lease keeps two from grading it at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from saq import Queue, Worker
+from saq.types import Context, PartialTimersDict
+
+from judge.cache import VerdictCache
+from judge.config import Settings
+from judge.judges.transport import close_sessions
+from judge.server.jobs import JobRunner
+from judge.server.judging import GraderPool
+from judge.server.redis_jobs import RedisJobStore
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerContext(Context, total=False):
+    """What a worker's tasks share: its runner, and what to close when it stops."""
+
+    runner: JobRunner
+    cache: VerdictCache
+    store: RedisJobStore
+
+
+QUEUE_NAME = "judge-jobs"
+GRADE_JOB = "grade_job"
+
+
+class JobDispatch(Protocol):
+    """Hands submitted jobs to runners and tells streams when verdicts may have arrived."""
+
+    poll_seconds: float
+
+    async def submitted(self, job_id: str) -> None: ...
+
+    def progress(self) -> asyncio.Event:
+        """An event set at the next progress in this process (streams also poll)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class LocalDispatch:
+    """The server's own runner grades every job."""
+
+    poll_seconds = 1.0
+
+    def __init__(self, runner: JobRunner):
+        self.runner = runner
+
+    async def submitted(self, job_id: str) -> None:
+        self.runner.wake()
+
+    def progress(self) -> asyncio.Event:
+        return self.runner.progress
+
+    async def close(self) -> None:
+        pass
+
+
+class QueueDispatch:
+    """Jobs go on the Redis queue; workers elsewhere grade them, so streams poll the store."""
+
+    poll_seconds = 0.25
+
+    def __init__(self, settings: Settings):
+        assert settings.queue_url is not None
+        self.settings = settings
+        self.queue = Queue.from_url(settings.queue_url, name=QUEUE_NAME)
+
+    async def submitted(self, job_id: str) -> None:
+        """Enqueue (again: the queue keeps one entry per job id, so a replayed submission whose
+        first enqueue was lost is delivered, and one that was not is not delivered twice)."""
+        await self.queue.enqueue(
+            GRADE_JOB,
+            key=job_id,
+            job_id=job_id,
+            timeout=0,
+            heartbeat=self.settings.job_heartbeat_seconds,
+            retries=1000,
+        )
+
+    def progress(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    async def close(self) -> None:
+        await self.queue.disconnect()
+
+
+async def run_worker(settings: Settings) -> None:
+    """Take jobs from the queue and grade them until SIGINT or SIGTERM."""
+    assert settings.queue_url is not None, "the CLI checks that a queue is configured"
+    queue_url = settings.queue_url
+    queue = Queue.from_url(queue_url, name=QUEUE_NAME)
+
+    async def startup(ctx: WorkerContext) -> None:
+        library = settings.rubric_library()
+        cache = settings.open_cache()
+        store = RedisJobStore(queue_url)
+        pool = GraderPool(settings, cache)
+        ctx["cache"], ctx["store"] = cache, store
+        ctx["runner"] = JobRunner(store, pool, library, lease_seconds=settings.job_lease_seconds)
+        logger.info("worker ready: %d rubrics, cache %s", len(library), type(cache).__name__)
+
+    async def shutdown(ctx: WorkerContext) -> None:
+        ctx["store"].close()
+        await ctx["cache"].close()
+        await close_sessions()
+
+    worker = Worker(
+        queue,
+        functions=[(GRADE_JOB, grade_job)],
+        concurrency=settings.worker_jobs,
+        startup=startup,
+        shutdown=shutdown,
+        # saq's PartialTimersDict inherits required keys (a typing slip): all are optional
+        timers=PartialTimersDict(sweep=settings.job_heartbeat_seconds),  # type: ignore[typeddict-item]
+        shutdown_grace_period_s=0,
+    )
+    await worker.start()
+
+
+async def grade_job(ctx: WorkerContext, *, job_id: str) -> str:
+    """The queue's task: grade one job to its end, beating the heartbeat meanwhile."""
+    runner = ctx["runner"]
+    job = ctx["job"]
+    interval = max(job.heartbeat / 3, 0.5) if job.heartbeat else None
+
+    async def beat() -> None:
+        while interval is not None:
+            await asyncio.sleep(interval)
+            await job.update()
+
+    beating = asyncio.create_task(beat())
+    try:
+        return await runner.run_job(job_id)
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating

@@ -1,0 +1,251 @@
+"""The job store of a scaled-out deployment: jobs, transcripts and verdicts in Redis, so that any
+API replica can accept, show and stream any job and any ``judge worker`` can grade it.
+
+Keys (under ``prefix``): ``job:<id>`` a hash of the job's fields; ``job:<id>:transcripts`` and
+``job:<id>:verdicts`` lists (a verdict's position is its index); ``job:<id>:pairs`` the set of
+pairs with a stored verdict; ``idempotency:<key>`` the job an Idempotency-Key made. Every write
+that depends on the lease runs in a WATCH/MULTI transaction on the job's hash, so a runner that
+lost its lease (cancelled, or taken over) stores nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from judge.errors import ConflictError, NotFoundError
+from judge.grading import Summary
+from judge.grouping import count_units
+from judge.rubric import Rubric
+from judge.server.jobs import TERMINAL, JobRecord
+from judge.server.schemas import GradeCreate, JobSpec, JobState
+from judge.transcript import Transcript
+from judge.verdict import Verdict
+
+_WRITE_CHUNK = 1000
+
+
+class RedisJobStore:
+    """Jobs in Redis (see the module docstring for the layout). Synchronous; call in a thread."""
+
+    kind = "redis"
+
+    def __init__(self, url: str, prefix: str = "judge:"):
+        self.url = url
+        self.prefix = prefix
+        # Any: redis-py types its sync client's replies as "reply or awaitable of reply".
+        self._redis: Any = redis.Redis.from_url(url, decode_responses=True)
+
+    def _job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def create(
+        self,
+        spec: GradeCreate,
+        transcripts: list[Transcript],
+        rubrics: list[Rubric],
+        *,
+        request_hash: str,
+        idempotency_key: str | None,
+    ) -> tuple[JobRecord, bool]:
+        """Store a new job, or return the job an earlier request with this key created.
+
+        The transcripts are written before the job's hash, which is what makes a job exist, and
+        the idempotency key last (SET NX), so two racing requests with one key make one job.
+        """
+        idempotency = f"{self.prefix}idempotency:{idempotency_key}"
+        if idempotency_key is not None:
+            existing = self._replayed(idempotency, idempotency_key, request_hash)
+            if existing is not None:
+                return existing, False
+        job_id = uuid.uuid4().hex
+        key = self._job(job_id)
+        records = [t.model_dump_json() for t in transcripts]
+        for start in range(0, len(records), _WRITE_CHUNK):
+            self._redis.rpush(f"{key}:transcripts", *records[start : start + _WRITE_CHUNK])
+        now = time.time()
+        stored_spec = JobSpec.model_validate(spec.model_dump(exclude={"transcripts"}))
+        self._redis.hset(
+            key,
+            mapping={
+                "state": "queued",
+                "spec": stored_spec.model_dump_json(),
+                "total": count_units(transcripts, rubrics),
+                "summary": Summary().model_dump_json(),
+                "error": "",
+                "created_at": now,
+                "updated_at": now,
+                "request_hash": request_hash,
+                "lease_owner": "",
+                "lease_until": 0,
+            },
+        )
+        if idempotency_key is not None and not self._redis.set(idempotency, job_id, nx=True):
+            self._redis.delete(key, f"{key}:transcripts")  # lost the race: the winner's job
+            existing = self._replayed(idempotency, idempotency_key, request_hash)
+            assert existing is not None, "the key was set by the request that won"
+            return existing, False
+        return self.get(job_id), True
+
+    def _replayed(self, idempotency: str, given: str, request_hash: str) -> JobRecord | None:
+        job_id = self._redis.get(idempotency)
+        if job_id is None:
+            return None
+        if self._redis.hget(self._job(job_id), "request_hash") != request_hash:
+            raise ConflictError(
+                f"Idempotency-Key '{given}' was used for a different request; use a new key "
+                "for a new job"
+            )
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRecord:
+        return _record(job_id, self._redis.hgetall(self._job(job_id)))
+
+    def claim_job(self, job_id: str, owner: str, lease_seconds: float) -> JobRecord | None:
+        """Lease this job, unless it is finished or another runner's lease is still running."""
+        key = self._job(job_id)
+
+        def claim(pipe: Any) -> JobRecord | None:
+            fields = pipe.hgetall(key)
+            record = _record(job_id, fields)
+            now = time.time()
+            held = fields["lease_owner"] not in ("", owner) and float(fields["lease_until"]) >= now
+            if record.state in TERMINAL or held:
+                return None
+            pipe.multi()
+            pipe.hset(
+                key,
+                mapping={
+                    "state": "running",
+                    "lease_owner": owner,
+                    "lease_until": now + lease_seconds,
+                    "updated_at": now,
+                },
+            )
+            return record
+
+        claimed: JobRecord | None = self._redis.transaction(claim, key, value_from_callable=True)
+        return None if claimed is None else self.get(job_id)
+
+    def _holds(self, pipe: Any, key: str, owner: str) -> bool:
+        state, lease_owner = pipe.hmget(key, "state", "lease_owner")
+        return bool(state == "running" and lease_owner == owner)
+
+    def renew(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when the job was cancelled or another runner took it."""
+        key = self._job(job_id)
+
+        def renew(pipe: Any) -> bool:
+            if not self._holds(pipe, key, owner):
+                return False
+            pipe.multi()
+            pipe.hset(key, "lease_until", time.time() + lease_seconds)
+            return True
+
+        renewed: bool = self._redis.transaction(renew, key, value_from_callable=True)
+        return renewed
+
+    def finished_pairs(self, job_id: str) -> set[int]:
+        return {int(pair) for pair in self._redis.smembers(f"{self._job(job_id)}:pairs")}
+
+    def transcripts(self, job_id: str, start: int, limit: int) -> list[tuple[int, Transcript]]:
+        end = start + limit - 1 if limit < 2**62 else -1
+        records = self._redis.lrange(f"{self._job(job_id)}:transcripts", start, end)
+        return [(start + i, Transcript.model_validate_json(r)) for i, r in enumerate(records)]
+
+    def add_verdicts(self, job_id: str, owner: str, verdicts: list[tuple[int, Verdict]]) -> bool:
+        """Store verdicts (each pair once) and update the job's counts, in one transaction.
+
+        Returns False, storing nothing, when this runner no longer holds the job.
+        """
+        key = self._job(job_id)
+        unique = list(dict(verdicts).items())
+
+        def add(pipe: Any) -> bool:
+            if not self._holds(pipe, key, owner):
+                return False
+            stored = pipe.smismember(f"{key}:pairs", [pair for pair, _ in unique]) if unique else []
+            new = [(pair, v) for (pair, v), seen in zip(unique, stored, strict=True) if not seen]
+            summary = Summary.model_validate_json(pipe.hget(key, "summary"))
+            for _, verdict in new:
+                summary.add(verdict)
+            pipe.multi()
+            if new:
+                pipe.rpush(f"{key}:verdicts", *(v.model_dump_json() for _, v in new))
+                pipe.sadd(f"{key}:pairs", *(pair for pair, _ in new))
+            counts = {"summary": summary.model_dump_json(), "updated_at": time.time()}
+            pipe.hset(key, mapping=counts)
+            return True
+
+        added: bool = self._redis.transaction(add, key, value_from_callable=True)
+        return added
+
+    def finish(self, job_id: str, owner: str, state: JobState, error: str | None = None) -> None:
+        key = self._job(job_id)
+
+        def finish(pipe: Any) -> None:
+            if not self._holds(pipe, key, owner):
+                return
+            pipe.multi()
+            pipe.hset(key, mapping=_released(state, error))
+
+        self._redis.transaction(finish, key)
+
+    def cancel(self, job_id: str) -> JobRecord:
+        key = self._job(job_id)
+
+        def cancel(pipe: Any) -> None:
+            if _record(job_id, pipe.hgetall(key)).state in TERMINAL:
+                return
+            pipe.multi()
+            pipe.hset(key, mapping=_released("cancelled", None))
+
+        self._redis.transaction(cancel, key)
+        return self.get(job_id)
+
+    def verdict_lines(self, job_id: str, cursor: int, limit: int) -> list[str]:
+        """Stored verdicts from position ``cursor`` on, as JSON text, in output order."""
+        lines: list[str] = self._redis.lrange(
+            f"{self._job(job_id)}:verdicts", cursor, cursor + limit - 1
+        )
+        return lines
+
+    def ping(self) -> bool:
+        """True when Redis accepts a write."""
+        try:
+            return bool(self._redis.set(f"{self.prefix}ping", "ok", ex=60))
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def _released(state: JobState, error: str | None) -> dict[str, Any]:
+    return {
+        "state": state,
+        "error": error or "",
+        "lease_owner": "",
+        "lease_until": 0,
+        "updated_at": time.time(),
+    }
+
+
+def _record(job_id: str, fields: dict[str, str]) -> JobRecord:
+    if not fields:
+        raise NotFoundError(f"no job '{job_id}'")
+    spec = JobSpec.model_validate_json(fields["spec"])
+    return JobRecord(
+        id=job_id,
+        state=fields["state"],  # type: ignore[arg-type]  # written only from JobState values
+        spec=spec,
+        rubrics=spec.rubrics,
+        total=int(fields["total"]),
+        summary=Summary.model_validate_json(fields["summary"]),
+        error=fields["error"] or None,
+        created_at=float(fields["created_at"]),
+        updated_at=float(fields["updated_at"]),
+    )

@@ -1,0 +1,283 @@
+"""The job store of a single server: one SQLite file beside the server (``state_dir``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from judge.errors import ConflictError, NotFoundError
+from judge.grading import Summary
+from judge.grouping import count_units
+from judge.rubric import Rubric
+from judge.server.jobs import TERMINAL, JobRecord
+from judge.server.schemas import GradeCreate, JobSpec, JobState
+from judge.transcript import Transcript
+from judge.verdict import Verdict
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    idempotency_key TEXT UNIQUE,
+    request_hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    rubrics TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_until REAL
+);
+CREATE TABLE IF NOT EXISTS job_transcripts (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS job_verdicts (
+    job_id TEXT NOT NULL,
+    pair INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    verdict TEXT NOT NULL,
+    PRIMARY KEY (job_id, pair),
+    UNIQUE (job_id, position)
+);
+"""
+
+
+class SqliteJobStore:
+    """Jobs, their transcripts and their verdicts in one SQLite file (WAL mode, so several
+    processes on one machine can share it). Methods are synchronous; call them in a thread."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def create(
+        self,
+        spec: GradeCreate,
+        transcripts: list[Transcript],
+        rubrics: list[Rubric],
+        *,
+        request_hash: str,
+        idempotency_key: str | None,
+    ) -> tuple[JobRecord, bool]:
+        """Store a new job, or return the job an earlier request with this key created."""
+        with self._transaction() as db:
+            if idempotency_key is not None:
+                row = db.execute(
+                    "SELECT id, request_hash FROM jobs WHERE idempotency_key = ?",
+                    (idempotency_key,),
+                ).fetchone()
+                if row is not None:
+                    if row[1] != request_hash:
+                        raise ConflictError(
+                            f"Idempotency-Key '{idempotency_key}' was used for a different "
+                            "request; use a new key for a new job"
+                        )
+                    return self._get(db, row[0]), False
+            job_id = uuid.uuid4().hex
+            now = time.time()
+            stored_spec = JobSpec.model_validate(spec.model_dump(exclude={"transcripts"}))
+            db.execute(
+                "INSERT INTO jobs (id, idempotency_key, request_hash, state, spec, rubrics, total,"
+                " summary, created_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    idempotency_key,
+                    request_hash,
+                    stored_spec.model_dump_json(),
+                    json.dumps(spec.rubrics),
+                    count_units(transcripts, rubrics),
+                    Summary().model_dump_json(),
+                    now,
+                    now,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO job_transcripts (job_id, idx, record) VALUES (?, ?, ?)",
+                ((job_id, i, t.model_dump_json()) for i, t in enumerate(transcripts)),
+            )
+            return self._get(db, job_id), True
+
+    def get(self, job_id: str) -> JobRecord:
+        return self._get(self._db(), job_id)
+
+    def _get(self, db: sqlite3.Connection, job_id: str) -> JobRecord:
+        row = db.execute(
+            "SELECT id, state, spec, rubrics, total, summary, error, created_at, updated_at"
+            " FROM jobs WHERE id = ?",
+            (job_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no job '{job_id}'")
+        return JobRecord(
+            id=row[0],
+            state=row[1],
+            spec=JobSpec.model_validate_json(row[2]),
+            rubrics=json.loads(row[3]),
+            total=row[4],
+            summary=Summary.model_validate_json(row[5]),
+            error=row[6],
+            created_at=row[7],
+            updated_at=row[8],
+        )
+
+    def claim(self, owner: str, lease_seconds: float) -> JobRecord | None:
+        """Lease the oldest unfinished job that nobody holds (or whose holder's lease ran out)."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id FROM jobs WHERE state IN ('queued', 'running')"
+                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY created_at LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?,"
+                " updated_at = ? WHERE id = ?",
+                (owner, now + lease_seconds, now, row[0]),
+            )
+            return self._get(db, row[0])
+
+    def claim_job(self, job_id: str, owner: str, lease_seconds: float) -> JobRecord | None:
+        """Lease this job, unless it is finished or another runner's lease is still running."""
+        now = time.time()
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?,"
+                " updated_at = ? WHERE id = ? AND state IN ('queued', 'running')"
+                " AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
+                (owner, now + lease_seconds, now, job_id, now, owner),
+            )
+            return self._get(db, job_id) if cursor.rowcount == 1 else None
+
+    def renew(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when the job was cancelled or another runner took it."""
+        now = time.time()
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?"
+                " AND state = 'running'",
+                (now + lease_seconds, job_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def finished_pairs(self, job_id: str) -> set[int]:
+        rows = self._db().execute("SELECT pair FROM job_verdicts WHERE job_id = ?", (job_id,))
+        return {row[0] for row in rows}
+
+    def transcripts(self, job_id: str, start: int, limit: int) -> list[tuple[int, Transcript]]:
+        rows = self._db().execute(
+            "SELECT idx, record FROM job_transcripts WHERE job_id = ? AND idx >= ?"
+            " ORDER BY idx LIMIT ?",
+            (job_id, start, limit),
+        )
+        return [(row[0], Transcript.model_validate_json(row[1])) for row in rows]
+
+    def add_verdicts(self, job_id: str, owner: str, verdicts: list[tuple[int, Verdict]]) -> bool:
+        """Store verdicts (each pair once) and update the job's counts, in one transaction.
+
+        Returns False, storing nothing, when this runner no longer holds the job.
+        """
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT summary FROM jobs WHERE id = ? AND lease_owner = ? AND state = 'running'",
+                (job_id, owner),
+            ).fetchone()
+            if row is None:
+                return False
+            summary = Summary.model_validate_json(row[0])
+            (last,) = db.execute(
+                "SELECT MAX(position) FROM job_verdicts WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            position = 0 if last is None else last + 1
+            for pair, verdict in verdicts:
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO job_verdicts (job_id, pair, position, verdict)"
+                    " VALUES (?, ?, ?, ?)",
+                    (job_id, pair, position, verdict.model_dump_json()),
+                ).rowcount
+                if inserted:
+                    position += 1
+                    summary.add(verdict)
+            db.execute(
+                "UPDATE jobs SET summary = ?, updated_at = ? WHERE id = ?",
+                (summary.model_dump_json(), time.time(), job_id),
+            )
+            return True
+
+    def finish(self, job_id: str, owner: str, state: JobState, error: str | None = None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, error = ?, lease_owner = NULL, lease_until = NULL,"
+                " updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
+                (state, error, time.time(), job_id, owner),
+            )
+
+    def cancel(self, job_id: str) -> JobRecord:
+        with self._transaction() as db:
+            job = self._get(db, job_id)
+            if job.state not in TERMINAL:
+                db.execute(
+                    "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_until = NULL,"
+                    " updated_at = ? WHERE id = ?",
+                    (time.time(), job_id),
+                )
+            return self._get(db, job_id)
+
+    def verdict_lines(self, job_id: str, cursor: int, limit: int) -> list[str]:
+        """Stored verdicts from position ``cursor`` on, as JSON text, in output order."""
+        rows = self._db().execute(
+            "SELECT verdict FROM job_verdicts WHERE job_id = ? AND position >= ?"
+            " ORDER BY position LIMIT ?",
+            (job_id, cursor, limit),
+        )
+        return [row[0] for row in rows]
+
+    def ping(self) -> bool:
+        """True when the database accepts a write transaction."""
+        try:
+            with self._transaction():
+                return True
+        except sqlite3.Error:
+            return False
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
