@@ -131,6 +131,15 @@ def llm_judge(make_judge: JudgeFactory) -> LLMJudge:
     return make_judge()
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis server for the tests that need one (.ci/run starts one and sets the variable)."""
+    url = os.environ.get("JUDGE_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("no Redis server: set JUDGE_TEST_REDIS_URL (as .ci/run does)")
+    return url
+
+
 @pytest.fixture(scope="session")
 def library() -> RubricLibrary:
     return RubricLibrary.from_dirs(default_rubric_dir())

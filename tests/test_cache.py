@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -58,17 +57,14 @@ def test_judge_identity_leaves_out_what_does_not_change_output(
 
 @pytest.fixture(params=["memory", "disk", "redis"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VerdictCache]:
-    """Every backend under the same contract; Redis where JUDGE_TEST_REDIS_URL names a server
-    (.ci/run starts one)."""
+    """Every backend under the same contract (Redis from the ``redis_url`` fixture)."""
     cache: VerdictCache
     if request.param == "memory":
         cache = MemoryCache()
     elif request.param == "disk":
         cache = DiskCache(tmp_path)
     else:
-        url = os.environ.get("JUDGE_TEST_REDIS_URL")
-        if not url:
-            pytest.skip("no Redis server: set JUDGE_TEST_REDIS_URL (as .ci/run does)")
+        url = request.getfixturevalue("redis_url")
         cache = RedisCache(url, prefix=f"judge-test-{uuid.uuid4().hex}:")
     yield cache
     cache.clear()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
 
-from judge.cache import DiskCache, MemoryCache
+from judge.cache import DiskCache, MemoryCache, RedisCache
 from judge.errors import ErrorKind
 from judge.grading import Grader, JudgePlan
 from judge.judges.llm import LLMJudge
@@ -325,6 +326,46 @@ async def test_a_rubric_edit_misses_the_cache(
     assert fake_server.request_count == 1
     await engine.grade(single_turn, edited)
     assert fake_server.request_count == 2
+
+
+async def test_replicas_sharing_a_redis_cache_pay_for_a_verdict_once(
+    llm_judge: LLMJudge,
+    fake_server: FakeJudgeServer,
+    refusal: Rubric,
+    single_turn: Transcript,
+    redis_url: str,
+) -> None:
+    """Three graders with their own Redis clients stand for three replicas: one pays, the
+    others wait on the key's lock and read the result."""
+    prefix = f"judge-test-{uuid.uuid4().hex}:"
+    caches = [RedisCache(redis_url, prefix=prefix, lock_prefix=prefix + "lock:") for _ in range(3)]
+    fake_server.script(Reply(content=structured("full_compliance"), delay=0.3))
+    replicas = [grader(llm_judge, cache=cache) for cache in caches]
+
+    verdicts = await asyncio.gather(*(r.grade(single_turn, refusal) for r in replicas * 4))
+
+    assert fake_server.request_count == 1
+    assert {v.label for v in verdicts} == {"full_compliance"}
+    assert sum(1 for v in verdicts if not v.cached) == 1
+    caches[0].clear()
+    for cache in caches:
+        await cache.close()
+
+
+async def test_an_unreachable_redis_cache_costs_a_call_not_a_verdict(
+    llm_judge: LLMJudge, fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript
+) -> None:
+    cache = RedisCache("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    fake_server.script(Reply(content=structured("full_refusal")))
+
+    verdict = await grader(llm_judge, cache=cache).grade(single_turn, refusal)
+
+    assert (verdict.status, verdict.label, fake_server.request_count) == (
+        Status.GRADED,
+        "full_refusal",
+        1,
+    )
+    await cache.close()
 
 
 async def test_concurrent_identical_requests_make_one_call(

@@ -4,11 +4,6 @@ middle of a job followed by a restart that resumes it."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,89 +15,21 @@ import pytest
 
 from judge.server.sqlite_jobs import SqliteJobStore
 from judge.testing.fake_server import FakeJudgeServer
+from tests.processes import JudgeProcess
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
-    """``judge serve`` in a subprocess, with its own state and cache directories."""
-
-    def __init__(self, tmp_path: Path, fake_server: FakeJudgeServer):
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        config = tmp_path / "judge.yaml"
-        config.write_text(
-            json.dumps(
-                {
-                    "profiles": {
-                        "fake": {
-                            "model": "openai/fake-judge",
-                            "api_base": fake_server.api_base,
-                            "api_key_env": "FAKE_KEY",
-                        }
-                    }
-                }
-            )
-        )
-        self.env = {
-            **os.environ,
-            "JUDGE_CONFIG": str(config),
-            "JUDGE_CACHE_DIR": str(tmp_path / "cache"),
-            "JUDGE_STATE_DIR": str(tmp_path / "state"),
-            "JUDGE_CONCURRENCY": "4",
-            "JUDGE_JOB_LEASE_SECONDS": "1.5",
-            "FAKE_KEY": "sk-fake",
-        }
-        self.log = tmp_path / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "judge.cli", "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"server did not become ready:\n{self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
-def server(tmp_path: Path, fake_server: FakeJudgeServer) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path, fake_server)
+def server(tmp_path: Path, fake_server: FakeJudgeServer) -> Iterator[JudgeProcess]:
+    process = JudgeProcess(tmp_path, fake_server)
     process.start()
     yield process
     process.stop()
 
 
 def test_grading_over_http_against_the_fake_judge(
-    server: ServerProcess, fake_server: FakeJudgeServer
+    server: JudgeProcess, fake_server: FakeJudgeServer
 ) -> None:
     body = {
         "transcripts": [{"id": "a", "prompt": "q", "response": "Sure: do X."}],
@@ -125,7 +52,7 @@ def transcript_of(request: dict[str, Any]) -> str:
 
 
 def test_killed_server_resumes_its_job_without_repeating_calls(
-    server: ServerProcess, fake_server: FakeJudgeServer, tmp_path: Path
+    server: JudgeProcess, fake_server: FakeJudgeServer, tmp_path: Path
 ) -> None:
     fake_server.latency = 0.02
     total = 300

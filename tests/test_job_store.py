@@ -1,0 +1,123 @@
+"""The job store contract, on SQLite (one server) and on Redis (replicas and workers)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from judge.errors import ConflictError, NotFoundError
+from judge.rubric import Rubric
+from judge.server.jobs import JobStore
+from judge.server.redis_jobs import RedisJobStore
+from judge.server.schemas import GradeCreate
+from judge.server.sqlite_jobs import SqliteJobStore
+from judge.transcript import Transcript
+from judge.verdict import RubricRef, Status, Verdict
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    job_store: JobStore
+    if request.param == "sqlite":
+        job_store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    else:
+        url = request.getfixturevalue("redis_url")
+        job_store = RedisJobStore(url, prefix=f"judge-test-{uuid.uuid4().hex}:")
+    yield job_store
+    job_store.close()
+
+
+TRANSCRIPTS = [Transcript.from_prompt(f"question {i}", f"answer {i}", id=f"t{i}") for i in range(5)]
+
+
+def _create(
+    store: JobStore, refusal: Rubric, *, key: str | None = None, request_hash: str = "h1"
+) -> tuple[str, bool]:
+    spec = GradeCreate(rubrics=["refusal"], transcripts=[{"prompt": "x", "response": "y"}])
+    job, created = store.create(
+        spec, TRANSCRIPTS, [refusal], request_hash=request_hash, idempotency_key=key
+    )
+    return job.id, created
+
+
+def _verdict(transcript_id: str, flagged: bool) -> Verdict:
+    return Verdict(
+        transcript_id=transcript_id,
+        rubric=RubricRef(id="refusal", version="1", hash="x"),
+        status=Status.GRADED,
+        flagged=flagged,
+    )
+
+
+def test_a_new_job_is_queued_with_its_transcripts(store: JobStore, refusal: Rubric) -> None:
+    job_id, created = _create(store, refusal)
+    job = store.get(job_id)
+    assert created and job.state == "queued" and job.total == 5 and job.rubrics == ["refusal"]
+    assert [t.id for _, t in store.transcripts(job_id, 1, 2)] == ["t1", "t2"]
+    assert [i for i, _ in store.transcripts(job_id, 3, 2**62)] == [3, 4]
+    with pytest.raises(NotFoundError, match="no job 'nope'"):
+        store.get("nope")
+
+
+def test_an_idempotency_key_makes_one_job_per_request(store: JobStore, refusal: Rubric) -> None:
+    first, created = _create(store, refusal, key="k")
+    again, created_again = _create(store, refusal, key="k")
+    assert created and not created_again and again == first
+    with pytest.raises(ConflictError, match="Idempotency-Key 'k' was used for a different"):
+        _create(store, refusal, key="k", request_hash="h2")
+    other, _ = _create(store, refusal, key="k2")
+    assert other != first
+
+
+def test_a_lease_keeps_a_job_to_one_runner_until_it_runs_out(
+    store: JobStore, refusal: Rubric
+) -> None:
+    job_id, _ = _create(store, refusal)
+    assert store.claim_job(job_id, "a", lease_seconds=0.3) is not None
+    assert store.get(job_id).state == "running"
+    assert store.claim_job(job_id, "b", lease_seconds=0.3) is None
+    assert store.claim_job(job_id, "a", lease_seconds=0.3) is not None  # its holder may re-claim
+    assert store.add_verdicts(job_id, "a", [(0, _verdict("t0", True))])
+    time.sleep(0.35)
+    assert store.claim_job(job_id, "b", lease_seconds=30) is not None  # a's lease ran out
+    assert not store.add_verdicts(job_id, "a", [(1, _verdict("t1", True))])
+    assert not store.renew(job_id, "a", 30)
+    assert store.renew(job_id, "b", 30)
+    assert store.finished_pairs(job_id) == {0}
+
+
+def test_verdicts_are_stored_once_per_pair_in_arrival_order(
+    store: JobStore, refusal: Rubric
+) -> None:
+    job_id, _ = _create(store, refusal)
+    store.claim_job(job_id, "a", 30)
+    assert store.add_verdicts(job_id, "a", [(3, _verdict("t3", True)), (1, _verdict("t1", False))])
+    assert store.add_verdicts(job_id, "a", [(1, _verdict("t1", False)), (0, _verdict("t0", True))])
+    assert store.finished_pairs(job_id) == {0, 1, 3}
+    lines = [Verdict.model_validate_json(line) for line in store.verdict_lines(job_id, 0, 100)]
+    assert [v.transcript_id for v in lines] == ["t3", "t1", "t0"]
+    assert store.verdict_lines(job_id, 1, 1) == store.verdict_lines(job_id, 0, 100)[1:2]
+    summary = store.get(job_id).summary
+    assert (summary.verdicts, summary.graded, summary.flagged) == (3, 3, 2)
+
+
+def test_finishing_and_cancelling_end_the_lease(store: JobStore, refusal: Rubric) -> None:
+    done, _ = _create(store, refusal)
+    store.claim_job(done, "a", 30)
+    store.finish(done, "b", "succeeded")  # not the holder: nothing happens
+    assert store.get(done).state == "running"
+    store.finish(done, "a", "failed", "the judge is gone")
+    assert (store.get(done).state, store.get(done).error) == ("failed", "the judge is gone")
+    assert store.claim_job(done, "b", 30) is None
+    assert store.cancel(done).state == "failed"  # a finished job stays finished
+
+    cancelled, _ = _create(store, refusal)
+    store.claim_job(cancelled, "a", 30)
+    assert store.cancel(cancelled).state == "cancelled"
+    assert not store.add_verdicts(cancelled, "a", [(0, _verdict("t0", True))])
+    assert store.claim_job(cancelled, "b", 30) is None
+    assert store.ping()
