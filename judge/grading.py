@@ -170,8 +170,11 @@ class Grader:
                 for sample in range(self.plan.samples)
                 for group in call_groups(rubric)
             ]
-            results = await asyncio.gather(*(self._result(j, r) for j, r in requests))
-            verdict = build_verdict(rubric, transcript, list(results), self.plan.reducer)
+            if len(requests) == 1:  # the common case: no gather, no extra task
+                results = [await self._result(*requests[0])]
+            else:
+                results = list(await asyncio.gather(*(self._result(j, r) for j, r in requests)))
+            verdict = build_verdict(rubric, transcript, results, self.plan.reducer)
         self.totals.add(verdict)
         if self.on_verdict is not None:
             self.on_verdict(verdict)

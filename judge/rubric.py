@@ -297,11 +297,11 @@ class Rubric(_Strict):
         known = ", ".join(c.name for c in self.criteria)
         raise ValueError(f"no criterion '{name}' (criteria: {known})")
 
-    @property
+    @cached_property
     def structured_criteria(self) -> tuple[Criterion, ...]:
         return tuple(c for c in self.criteria if c.scoring == "structured")
 
-    @property
+    @cached_property
     def logprob_criteria(self) -> tuple[Criterion, ...]:
         return tuple(c for c in self.criteria if c.scoring == "logprob")
 

@@ -225,21 +225,48 @@ class LLMJudge:
 
     async def _complete(self, messages: ChatMessages, usage: _Usage, **params: Any) -> Completion:
         transport = await self.transport()
+        try:
+            try:
+                completion = await self._send(transport, messages, params)
+            except TransportError as exc:
+                if not exc.transient or self.max_retries == 0:
+                    raise
+                completion = await self._retry(transport, messages, params, exc)
+        except TransportError as exc:
+            raise JudgeCallError(exc.kind, str(exc)) from exc
+        usage.add(completion, prices(self.model))
+        return completion
+
+    async def _send(
+        self, transport: Transport, messages: ChatMessages, params: dict[str, Any]
+    ) -> Completion:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        return await transport.complete(messages, params)
+
+    async def _retry(
+        self,
+        transport: Transport,
+        messages: ChatMessages,
+        params: dict[str, Any],
+        first: TransportError,
+    ) -> Completion:
+        """Retry a call whose first attempt failed transiently. The first attempt runs outside
+        tenacity (its set-up costs more than the rest of a verdict's bookkeeping); tenacity is
+        handed that failure as its own attempt 1, so waits and the attempt count are as if it
+        had made every attempt."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, TransportError) and exc.transient),
             stop=stop_after_attempt(self.max_retries + 1),
             wait=_wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=8), self.max_wait),
             reraise=True,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    if self._limiter is not None:
-                        await self._limiter.acquire()
-                    completion = await transport.complete(messages, params)
-        except TransportError as exc:
-            raise JudgeCallError(exc.kind, str(exc)) from exc
-        usage.add(completion, prices(self.model))
+        replay: list[TransportError] = [first]
+        async for attempt in retrying:
+            with attempt:
+                if replay:
+                    raise replay.pop()
+                completion = await self._send(transport, messages, params)
         return completion
 
 

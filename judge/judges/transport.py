@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 
 from judge.errors import ErrorKind
+from judge.heap import freeze_long_lived
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def litellm_module() -> Any:
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
+    freeze_long_lived()  # its import is most of the process's objects; collections skip them
     return litellm
 
 

@@ -37,6 +37,7 @@ from judge.errors import (
     TranscriptError,
     UsageError,
 )
+from judge.heap import freeze_long_lived
 from judge.judges.transport import close_sessions
 from judge.rubric import RubricLibrary
 from judge.server.jobs import JobRunner, JobStore
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
             runner_task = asyncio.create_task(runner.run_forever(local), name="job-runner")
             store, dispatch = local, LocalDispatch(runner)
         app.state.judge = ServerState(settings, library, cache, store, pool, dispatch, metrics)
+        freeze_long_lived()  # imports, rubrics, app: what the server keeps till it stops
         try:
             yield
         finally:

@@ -19,6 +19,7 @@ from saq.types import Context, PartialTimersDict
 
 from judge.cache import VerdictCache
 from judge.config import Settings
+from judge.heap import freeze_long_lived
 from judge.judges.transport import close_sessions
 from judge.server.jobs import JobRunner
 from judge.server.judging import GraderPool
@@ -113,6 +114,7 @@ async def run_worker(settings: Settings) -> None:
         pool = GraderPool(settings, cache)
         ctx["cache"], ctx["store"] = cache, store
         ctx["runner"] = JobRunner(store, pool, library, lease_seconds=settings.job_lease_seconds)
+        freeze_long_lived()
         logger.info("worker ready: %d rubrics, cache %s", len(library), type(cache).__name__)
 
     async def shutdown(ctx: WorkerContext) -> None:
