@@ -68,27 +68,38 @@ def request_bodies(n: int) -> list[dict[str, Any]]:
 
 
 class Timer:
-    """CPU seconds (all threads of this process) and wall seconds of a ``with`` block."""
+    """CPU seconds (all threads of this process) and wall seconds of a ``with`` block, and the
+    median gap between completions marked in it (at C = 1: the latency of one verdict)."""
 
     def __enter__(self) -> Timer:
         self._cpu, self._wall = time.process_time(), time.perf_counter()
+        self.marks = [self._wall]
         return self
 
+    def mark(self) -> None:
+        self.marks.append(time.perf_counter())
+
     def __exit__(self, *exc: object) -> None:
-        self.result = (time.process_time() - self._cpu, time.perf_counter() - self._wall)
+        gaps = [b - a for a, b in zip(self.marks, self.marks[1:], strict=False)]
+        self.result = (
+            time.process_time() - self._cpu,
+            time.perf_counter() - self._wall,
+            1000 * statistics.median(gaps) if gaps else 0.0,
+        )
 
 
-async def bounded(concurrency: int, jobs: list[Any], run: Any) -> None:
+async def bounded(concurrency: int, jobs: list[Any], run: Any, timer: Timer) -> None:
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(job: Any) -> None:
         async with semaphore:
             await run(job)
+        timer.mark()
 
     await asyncio.gather(*(one(job) for job in jobs))
 
 
-async def raw_aiohttp(api_base: str, calls: int, concurrency: int) -> tuple[float, float]:
+async def raw_aiohttp(api_base: str, calls: int, concurrency: int) -> tuple[float, float, float]:
     import aiohttp
 
     bodies = request_bodies(calls)
@@ -101,11 +112,11 @@ async def raw_aiohttp(api_base: str, calls: int, concurrency: int) -> tuple[floa
                 json.loads(data["choices"][0]["message"]["content"])
 
         with Timer() as timer:
-            await bounded(concurrency, bodies, post)
+            await bounded(concurrency, bodies, post, timer)
         return timer.result
 
 
-async def bare_litellm(api_base: str, calls: int, concurrency: int) -> tuple[float, float]:
+async def bare_litellm(api_base: str, calls: int, concurrency: int) -> tuple[float, float, float]:
     import litellm
 
     litellm.suppress_debug_info = True
@@ -126,13 +137,13 @@ async def bare_litellm(api_base: str, calls: int, concurrency: int) -> tuple[flo
         json.loads(response.choices[0].message.content)
 
     with Timer() as timer:
-        await bounded(concurrency, bodies, call)
+        await bounded(concurrency, bodies, call, timer)
     return timer.result
 
 
 async def library(
-    api_base: str, calls: int, concurrency: int, *, hits: bool
-) -> tuple[float, float]:
+    api_base: str, calls: int, concurrency: int, *, hits: bool, force_litellm: bool = False
+) -> tuple[float, float, float]:
     from judge.cache import DiskCache
     from judge.grading import Grader, JudgePlan
     from judge.judges.llm import LLMJudge
@@ -141,7 +152,8 @@ async def library(
     batch = transcripts(calls, "lib")
     with tempfile.TemporaryDirectory() as directory:
         cache = DiskCache(Path(directory))
-        judge = LLMJudge(MODEL, api_base=api_base, api_key="sk-fake", max_retries=0)
+        options = {"force_litellm": True} if force_litellm else {}  # (older revisions lack it)
+        judge = LLMJudge(MODEL, api_base=api_base, api_key="sk-fake", max_retries=0, **options)
         if hits:
             warm = Grader(JudgePlan([judge]), cache, concurrency=concurrency)
             async for _ in warm.grade_many(batch, [rubric]):
@@ -150,6 +162,7 @@ async def library(
         with Timer() as timer:
             async for verdict in grader.grade_many(batch, [rubric]):
                 assert verdict.status == "graded", verdict.error
+                timer.mark()
         assert grader.totals.cache_hits == (calls if hits else 0)
         closing = cache.close()  # async since 7b46ad6; the --baseline revision may predate it
         if inspect.isawaitable(closing):
@@ -168,9 +181,9 @@ def paired_ratio(runners: dict[str, Any], repeat: int, calls: int) -> None:
     ratios, library_ms, litellm_ms = [], [], []
     for _ in range(repeat):
         RUN["n"] += 1
-        litellm_cpu, _ = asyncio.run(runners["litellm"]())
+        litellm_cpu, *_ = asyncio.run(runners["litellm"]())
         RUN["n"] += 1
-        library_cpu, _ = asyncio.run(runners["library"]())
+        library_cpu, *_ = asyncio.run(runners["library"]())
         ratios.append(library_cpu / litellm_cpu)
         library_ms.append(1000 * library_cpu / calls)
         litellm_ms.append(1000 * litellm_cpu / calls)
@@ -185,11 +198,32 @@ def paired_ratio(runners: dict[str, Any], repeat: int, calls: int) -> None:
     print(json.dumps(result))
 
 
+def import_footprint() -> dict[str, float]:
+    """Resident memory after importing the library (what a serving process holds before any
+    call), then after litellm's import (which resolving a model string triggers)."""
+
+    def rss_mib() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    import judge.grading
+    import judge.judges.llm  # noqa: F401
+
+    library_mib = rss_mib()
+    from judge.judges.transport import litellm_module
+
+    litellm_module()
+    return {"library_mib": library_mib, "with_litellm_mib": rss_mib()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "mode", choices=["aiohttp", "litellm", "library", "library-hits", "library-vs-litellm"]
-    )
+        "mode",
+        choices=[
+            "aiohttp", "litellm", "library", "library-litellm", "library-hits",
+            "library-vs-litellm", "imports",
+        ],
+    )  # fmt: skip
     parser.add_argument("--api-base", required=True)
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--concurrency", type=int, required=True)
@@ -206,9 +240,17 @@ def main() -> None:
         "litellm": lambda: bare_litellm(args.api_base, args.calls, args.concurrency),
         "library": lambda: library(args.api_base, args.calls, args.concurrency, hits=False),
         "library-hits": lambda: library(args.api_base, args.calls, args.concurrency, hits=True),
+        "library-litellm": lambda: library(
+            args.api_base, args.calls, args.concurrency, hits=False, force_litellm=True
+        ),
     }
+    if args.mode == "imports":
+        print(json.dumps(import_footprint()))
+        return
     if args.mode == "litellm" or args.mode.startswith("library"):
         asyncio.run(bare_litellm(args.api_base, 2, 1))  # import and first-call costs, untimed
+    if args.mode.startswith("library") and args.calls:
+        asyncio.run(library(args.api_base, 2, 1, hits=False))  # and the library's first call
     if args.mode == "library-vs-litellm":
         paired_ratio(runners, args.repeat, args.calls)
         return
@@ -218,8 +260,15 @@ def main() -> None:
         measured.append(asyncio.run(runners[args.mode]()))
     cpu = statistics.median(m[0] for m in measured)
     wall = statistics.median(m[1] for m in measured)
+    p50 = statistics.median(m[2] for m in measured)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = {"calls": args.calls, "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": peak_kib / 1024}
+    result = {
+        "calls": args.calls,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "p50_gap_ms": p50,
+        "peak_rss_mib": peak_kib / 1024,
+    }
     print(json.dumps(result))
     sys.stdout.flush()
 
