@@ -290,3 +290,19 @@ async def test_reports_over_a_job_and_inline_verdicts(client: httpx.AsyncClient)
     assert (
         await client.post("/v1/reports", json={"job_id": job_id, "by": ["x"]})
     ).status_code == 400
+
+
+async def test_an_unreachable_redis_job_store_is_a_503_not_a_500(
+    tmp_path: Path, fake_server: FakeJudgeServer
+) -> None:
+    down = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings = make_settings(tmp_path, fake_server, queue_url=down, cache_backend="memory")
+    async for client in serve(settings):
+        submitted = await client.post("/v1/jobs", json=grade_body())
+        ready = await client.get("/readyz")
+        graded = await client.post("/v1/grade", json=grade_body())  # needs no job store
+
+    assert submitted.status_code == 503 and submitted.headers["retry-after"] == "5"
+    assert "the job store or queue (Redis) is unavailable" in submitted.json()["detail"]
+    assert ready.status_code == 503 and ready.json()["checks"]["jobs"] is False
+    assert graded.status_code == 200

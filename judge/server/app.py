@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -201,6 +202,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         response.headers.update(exc.headers or {})
         return response
 
+    async def redis_down(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("Redis failed on %s %s: %s", request.method, request.url.path, exc)
+        response = problem(503, f"the job store or queue (Redis) is unavailable: {exc}; retry")
+        response.headers["retry-after"] = "5"
+        return response
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "internal error; the server log has the details")
@@ -208,6 +215,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JudgeError, judge_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RedisError, redis_down)
     app.add_exception_handler(Exception, unexpected)
 
 

@@ -14,11 +14,13 @@ import contextlib
 import logging
 from typing import Protocol
 
+from redis.exceptions import RedisError
 from saq import Queue, Worker
 from saq.types import Context, PartialTimersDict
 
 from judge.cache import VerdictCache
 from judge.config import Settings
+from judge.errors import NotFoundError
 from judge.heap import freeze_long_lived
 from judge.judges.transport import close_sessions
 from judge.server.jobs import JobRunner
@@ -98,7 +100,10 @@ class QueueDispatch:
         return asyncio.Event()
 
     async def close(self) -> None:
-        await self.queue.disconnect()
+        try:
+            await self.queue.disconnect()
+        except RedisError as exc:  # Redis went away first: nothing left to release
+            logger.warning("could not disconnect from the job queue: %s", exc)
 
 
 async def run_worker(settings: Settings) -> None:
@@ -149,6 +154,9 @@ async def grade_job(ctx: WorkerContext, *, job_id: str) -> str:
     beating = asyncio.create_task(beat())
     try:
         return await runner.run_job(job_id)
+    except NotFoundError:  # its data is gone from Redis (flushed, or expired): nothing to grade
+        logger.warning("queued job %s is not in the job store; dropped", job_id)
+        return "missing"
     finally:
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
