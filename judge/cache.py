@@ -233,8 +233,9 @@ class RedisCache(_Counted):
 
     Entries are plain strings under ``prefix`` + key, so ``judge cache clear`` removes only
     judge's entries. ``stats`` and ``clear`` are for the CLI and use a blocking client. ``lock``
-    is a Redis lock per key (``lock_prefix`` + key) that expires after ``lock_seconds``, so a
-    replica that dies while paying holds up the others no longer than that.
+    is a Redis lock per key (``lock_prefix`` + key): its holder renews it every ``lock_ttl`` / 3
+    seconds while it pays, so the lock of a replica that dies runs out within ``lock_ttl``; a
+    waiter waits at most ``lock_wait`` (as long as a call may take).
     """
 
     def __init__(
@@ -243,7 +244,8 @@ class RedisCache(_Counted):
         prefix: str = "judge:result:",
         *,
         lock_prefix: str = "judge:lock:",
-        lock_seconds: float = 300.0,
+        lock_ttl: float = 15.0,
+        lock_wait: float = 300.0,
     ):
         import redis
         import redis.asyncio
@@ -252,7 +254,8 @@ class RedisCache(_Counted):
         self.url = url
         self.prefix = prefix
         self.lock_prefix = lock_prefix
-        self.lock_seconds = lock_seconds
+        self.lock_ttl = lock_ttl
+        self.lock_wait = lock_wait
         self._redis = redis.asyncio.Redis.from_url(url)
         self._blocking = redis.Redis.from_url(url)
 
@@ -267,26 +270,35 @@ class RedisCache(_Counted):
     @contextlib.asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[bool]:
         """Wait (polling every 20 ms) while another process holds the key. If Redis fails or
-        the wait outlasts ``lock_seconds``, go on unlocked: paying twice beats losing a verdict."""
+        the wait outlasts ``lock_wait``, go on unlocked: paying twice beats losing a verdict."""
         import redis.exceptions
 
         lock = self._redis.lock(
             self.lock_prefix + key,
-            timeout=self.lock_seconds,
+            timeout=self.lock_ttl,
             sleep=0.02,
-            blocking_timeout=self.lock_seconds,
+            blocking_timeout=self.lock_wait,
         )
         try:
             acquired = await lock.acquire()
         except redis.exceptions.RedisError:
             logger.exception("could not take the Redis lock for %s; calling without it", key)
             acquired = False
+        renewing = asyncio.create_task(self._renew(lock)) if acquired else None
         try:
             yield True
         finally:
-            if acquired:
+            if renewing is not None:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, redis.exceptions.RedisError):
+                    await renewing
                 with contextlib.suppress(redis.exceptions.RedisError):
                     await lock.release()
+
+    async def _renew(self, lock: Any) -> None:
+        while True:
+            await asyncio.sleep(self.lock_ttl / 3)
+            await lock.extend(self.lock_ttl, replace_ttl=True)
 
     async def ping(self) -> bool:
         try:

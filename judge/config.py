@@ -133,7 +133,7 @@ class Settings(BaseSettings):
 
     def open_cache(self) -> VerdictCache:
         if self.cache_url is not None:
-            # A replica holds a verdict's lock while it pays for it: as long as a call can take.
-            lock_seconds = self.timeout * (self.max_retries + 1) + 10
-            return RedisCache(self.cache_url, lock_seconds=lock_seconds)
+            # Another replica may pay for a verdict for as long as a call can take: wait that long.
+            lock_wait = self.timeout * (self.max_retries + 1) + 10
+            return RedisCache(self.cache_url, lock_wait=lock_wait)
         return MemoryCache() if self.cache_backend == "memory" else DiskCache(self.cache_dir)

@@ -15,7 +15,14 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -190,19 +197,20 @@ class Grader:
                 yield verdict
 
     async def grade_pairs(
-        self, pairs: Iterable[tuple[K, Subject, Rubric]]
+        self, pairs: Iterable[tuple[K, Subject, Rubric]] | AsyncIterable[tuple[K, Subject, Rubric]]
     ) -> AsyncGenerator[tuple[K, Verdict], None]:
         """Grade (tag, transcript, rubric) triples; yield (tag, verdict) as each finishes.
 
-        The input is consumed lazily and at most four times ``concurrency`` pairs are in flight,
-        so memory stays flat for any number of transcripts. The tag lets a caller (the job runner)
-        tell which input a verdict belongs to.
+        The input (an iterable, or an async one that reads from a store) is consumed lazily and
+        at most four times ``concurrency`` pairs are in flight, so memory stays flat for any
+        number of transcripts. The tag lets a caller (the job runner) tell which input a verdict
+        belongs to.
         """
         window = self.concurrency * 4
         finished: asyncio.Queue[asyncio.Task[Verdict]] = asyncio.Queue()
         running: dict[asyncio.Task[Verdict], K] = {}
         try:
-            for tag, transcript, rubric in pairs:
+            async for tag, transcript, rubric in _each(pairs):
                 while len(running) >= window:
                     done = await finished.get()
                     yield running.pop(done), done.result()
@@ -276,6 +284,15 @@ class Grader:
         except Exception:  # an unreadable entry is a miss, not a lost transcript
             logger.exception("could not read judge result %s from the cache", key)
             return None
+
+
+async def _each(items: Iterable[K] | AsyncIterable[K]) -> AsyncIterator[K]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
 
 
 def _verdict(rubric: Rubric, subject: Subject, **fields: Any) -> Verdict:

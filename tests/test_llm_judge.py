@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+import redis
 
 from judge.cache import DiskCache, MemoryCache, RedisCache
 from judge.errors import ErrorKind
@@ -347,6 +348,40 @@ async def test_replicas_sharing_a_redis_cache_pay_for_a_verdict_once(
     assert fake_server.request_count == 1
     assert {v.label for v in verdicts} == {"full_compliance"}
     assert sum(1 for v in verdicts if not v.cached) == 1
+    caches[0].clear()
+    for cache in caches:
+        await cache.close()
+
+
+async def test_a_redis_lock_outlives_its_ttl_while_its_holder_pays_and_not_after_it_dies(
+    llm_judge: LLMJudge,
+    fake_server: FakeJudgeServer,
+    refusal: Rubric,
+    single_turn: Transcript,
+    redis_url: str,
+) -> None:
+    prefix = f"judge-test-{uuid.uuid4().hex}:"
+
+    def replica() -> RedisCache:
+        return RedisCache(redis_url, prefix=prefix, lock_prefix=prefix + "lock:", lock_ttl=0.3)
+
+    caches = [replica(), replica()]
+    fake_server.script(Reply(content=structured("full_compliance"), delay=1.0))  # > 3 TTLs
+    slow = await asyncio.gather(
+        *(grader(llm_judge, cache=cache).grade(single_turn, refusal) for cache in caches)
+    )
+    assert fake_server.request_count == 1 and sorted(v.cached for v in slow) == [False, True]
+
+    other = Transcript.from_prompt("Name a prime.", "Seven.")
+    key = (await grader(llm_judge).grade(other, refusal)).judges[0].key  # its cache key
+    fake_server.reset()
+    dead_holder = redis.Redis.from_url(redis_url)
+    dead_holder.set(prefix + "lock:" + key, "a replica that died", px=300)  # never renewed
+    started = time.monotonic()
+    verdict = await grader(llm_judge, cache=caches[0]).grade(other, refusal)
+    assert verdict.status == Status.GRADED and fake_server.request_count == 1
+    assert 0.2 < time.monotonic() - started < 5
+    dead_holder.close()
     caches[0].clear()
     for cache in caches:
         await cache.close()

@@ -4,6 +4,7 @@ store, queue and verdict cache), each a separate process on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +38,11 @@ def deployment(
     tmp_path: Path, fake_server: FakeJudgeServer, redis_db: str
 ) -> Iterator[dict[str, JudgeProcess]]:
     """Two API replicas (started) and a worker (not yet started), configured as in compose."""
-    env = {"JUDGE_QUEUE_URL": redis_db, "JUDGE_CACHE_URL": redis_db}
+    env = {
+        "JUDGE_QUEUE_URL": redis_db,
+        "JUDGE_CACHE_URL": redis_db,
+        "JUDGE_JOB_HEARTBEAT_SECONDS": "2",  # stamped on a job when an API enqueues it
+    }
     processes: dict[str, JudgeProcess] = {}
     for name, command in [("api-a", "serve"), ("api-b", "serve"), ("worker", "worker")]:
         home = tmp_path / name
@@ -109,3 +114,55 @@ def test_two_replicas_asked_for_the_same_verdict_at_once_pay_for_it_once(
     assert all(s["graded"] == 1 for s in summaries)
     assert fake_server.request_count == 1
     assert sorted(s["judge_calls"] for s in summaries) == [0, 0, 0, 1]
+
+
+@pytest.mark.timeout(180)
+def test_a_killed_workers_job_is_resumed_by_another_worker(
+    deployment: dict[str, JudgeProcess], fake_server: FakeJudgeServer, tmp_path: Path
+) -> None:
+    """SIGKILL the worker mid-job; a second worker gets the job back from the queue once the
+    first one's heartbeat is overdue (2 s here), and grades only what is missing."""
+    first = deployment["worker"]
+    second_home = tmp_path / "worker-2"
+    second_home.mkdir()
+    second = JudgeProcess(
+        second_home, fake_server, name="worker-2", command=("worker",), env=first.env
+    )
+    a = deployment["api-a"].base_url
+    total = 200
+    body = {
+        "transcripts": [
+            {"id": f"t{i}", "prompt": f"question number {i} ?", "response": f"answer {i}"}
+            for i in range(total)
+        ],
+        "rubrics": ["refusal"],
+        "judge": {"profile": "fake"},
+    }
+    fake_server.latency = 0.05
+    try:
+        first.start()
+        job_id = httpx.post(f"{a}/v1/jobs", json=body, timeout=30).json()["id"]
+        while httpx.get(f"{a}/v1/jobs/{job_id}", timeout=5).json()["summary"]["verdicts"] < 20:
+            time.sleep(0.02)
+        first.kill()
+        killed_at = time.monotonic()
+        stored_before = httpx.get(f"{a}/v1/jobs/{job_id}", timeout=5).json()["summary"]["verdicts"]
+        second.start()
+        deadline = killed_at + 60
+        while httpx.get(f"{a}/v1/jobs/{job_id}", timeout=5).json()["state"] != "succeeded":
+            assert time.monotonic() < deadline, second.log.read_text()[-2000:]
+            time.sleep(0.5)
+        recovered_s = time.monotonic() - killed_at
+        lines = httpx.get(f"{a}/v1/jobs/{job_id}/verdicts", timeout=30).text.splitlines()
+    finally:
+        fake_server.latency = 0.0
+        second.stop()
+
+    delivered = [json.loads(line)["transcript_id"] for line in lines]
+    assert sorted(delivered) == sorted(f"t{i}" for i in range(total))  # each exactly once
+    repeated = fake_server.request_count - total
+    assert 0 <= repeated <= 4  # at most the calls in flight at the kill (JUDGE_CONCURRENCY=4)
+    print(
+        f"\nworker killed after {stored_before} of {total} verdicts; the job finished "
+        f"{recovered_s:.0f} s later on the second worker; {repeated} judge calls repeated"
+    )

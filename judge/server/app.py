@@ -170,7 +170,7 @@ LOG_CONFIG: dict[str, Any] = {
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
     "loggers": {
         "judge": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "saq": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        "saq": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn.access": {"handlers": [], "propagate": False},
     },

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -196,56 +196,94 @@ class JobRunner:
         done = await asyncio.to_thread(self.store.finished_pairs, job.id)
         singles = [r for r in rubrics if not r.is_group]
         groupwise = [r for r in rubrics if r.is_group]
-        buffer: list[tuple[int, Verdict]] = []
-        start = count = 0
-        while singles:  # transcripts in chunks, so memory stays flat for any job size
-            chunk = await asyncio.to_thread(self.store.transcripts, job.id, start, self.chunk_size)
-            if not chunk:
-                break
-            start = count = chunk[-1][0] + 1
-            units: Iterable[Unit] = (
-                (index * len(singles) + r, transcript, rubric)
-                for index, transcript in chunk
-                for r, rubric in enumerate(singles)
-            )
-            if not await self._grade(job.id, grader, units, done, buffer):
-                return
+        writer = _VerdictWriter(self, job.id)
+        if singles and not await self._grade(grader, self._units(job.id, singles, done), writer):
+            return
         if groupwise:  # groups may span chunks: these need every transcript at once
             everything = await asyncio.to_thread(self.store.transcripts, job.id, 0, 2**62)
             count = len(everything)
-            units = group_units([t for _, t in everything], groupwise, offset=count * len(singles))
-            if not await self._grade(job.id, grader, units, done, buffer):
+            groups = group_units([t for _, t in everything], groupwise, offset=count * len(singles))
+            todo = (unit for unit in groups if unit[0] not in done)
+            if not await self._grade(grader, todo, writer):
                 return
-        if buffer and not await self._flush(job.id, buffer):
+        if not await writer.close():
             return
         await asyncio.to_thread(self.store.finish, job.id, self.owner, "succeeded")
 
+    async def _units(
+        self, job_id: str, singles: list[Rubric], done: set[int]
+    ) -> AsyncIterator[Unit]:
+        """The (transcript, single rubric) units without a stored verdict, read from the store
+        in chunks as grading needs them: memory stays flat for any job size, and calls never
+        drain between chunks."""
+        start = 0
+        while True:
+            chunk = await asyncio.to_thread(self.store.transcripts, job_id, start, self.chunk_size)
+            if not chunk:
+                return
+            start = chunk[-1][0] + 1
+            for index, transcript in chunk:
+                for r, rubric in enumerate(singles):
+                    number = index * len(singles) + r
+                    if number not in done:
+                        yield number, transcript, rubric
+
     async def _grade(
-        self,
-        job_id: str,
-        grader: Grader,
-        units: Iterable[Unit],
-        done: set[int],
-        buffer: list[tuple[int, Verdict]],
+        self, grader: Grader, units: Iterable[Unit] | AsyncIterator[Unit], writer: _VerdictWriter
     ) -> bool:
-        """Grade the units not yet stored; False when the job stopped being ours."""
-        todo = (unit for unit in units if unit[0] not in done)
-        flushed = time.monotonic()
-        verdicts = grader.grade_pairs(todo)
+        """Grade these units; False when the job stopped being ours."""
+        verdicts = grader.grade_pairs(units)
         async with contextlib.aclosing(verdicts):
             async for number, verdict in verdicts:
-                buffer.append((number, verdict))
-                if len(buffer) >= self.batch_size or time.monotonic() - flushed > 0.25:
-                    if not await self._flush(job_id, buffer):
-                        return False  # cancelled, or taken over: in-flight units are cancelled
-                    flushed = time.monotonic()
+                if not await writer.add(number, verdict):
+                    return False  # cancelled, or taken over: in-flight units are cancelled
         return True
 
-    async def _flush(self, job_id: str, buffer: list[tuple[int, Verdict]]) -> bool:
-        """Store the buffered verdicts and renew the lease; False if the job is no longer ours."""
-        stored = await asyncio.to_thread(self.store.add_verdicts, job_id, self.owner, buffer[:])
-        buffer.clear()
+    async def _store(self, job_id: str, batch: list[tuple[int, Verdict]]) -> bool:
+        """Store verdicts and renew the lease; False if the job is no longer ours."""
+        stored = await asyncio.to_thread(self.store.add_verdicts, job_id, self.owner, batch)
         self._notify()
         if not stored:
             return False
         return await asyncio.to_thread(self.store.renew, job_id, self.owner, self.lease_seconds)
+
+
+class _VerdictWriter:
+    """Stores one job's verdicts in batches (``batch_size``, or every 0.25 s) in the background:
+    grading goes on starting calls while a batch is written, and waits only if the previous
+    batch is still being written when the next one is ready."""
+
+    def __init__(self, runner: JobRunner, job_id: str):
+        self.runner = runner
+        self.job_id = job_id
+        self.buffer: list[tuple[int, Verdict]] = []
+        self.writing: asyncio.Task[bool] | None = None
+        self.flushed = time.monotonic()
+
+    async def add(self, number: int, verdict: Verdict) -> bool:
+        """Buffer a verdict; False once a write found that the job is no longer ours."""
+        self.buffer.append((number, verdict))
+        due = time.monotonic() - self.flushed > 0.25
+        if len(self.buffer) < self.runner.batch_size and not due:
+            return True
+        if not await self._written():
+            return False
+        batch, self.buffer = self.buffer, []
+        self.writing = asyncio.create_task(self.runner._store(self.job_id, batch))
+        self.flushed = time.monotonic()
+        return True
+
+    async def close(self) -> bool:
+        """Write what is buffered and wait for it; False if the job is no longer ours."""
+        if not await self._written():
+            return False
+        if self.buffer:
+            batch, self.buffer = self.buffer, []
+            return await self.runner._store(self.job_id, batch)
+        return True
+
+    async def _written(self) -> bool:
+        if self.writing is None:
+            return True
+        writing, self.writing = self.writing, None
+        return await writing

@@ -16,7 +16,8 @@ Output = dict[str, str | float] | ErrorKind | str
 
 
 class ScriptedJudge:
-    """Answers each call with ``script(request)``; ``calls`` lists the requests in order."""
+    """Answers each call with ``script(request)``; ``calls`` lists the requests in order and
+    ``peak_in_flight`` is the most calls it was ever answering at once."""
 
     def __init__(
         self,
@@ -29,6 +30,8 @@ class ScriptedJudge:
         self._name = name
         self.delay = delay
         self.calls: list[JudgeRequest] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     @property
     def name(self) -> str:
@@ -39,8 +42,13 @@ class ScriptedJudge:
 
     async def judge(self, request: JudgeRequest) -> JudgeResult:
         self.calls.append(request)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         output = self._script(request)
         base = {"model": self._name, "sample": request.sample, "criteria": request.criterion_names}
         if isinstance(output, ErrorKind):
