@@ -55,6 +55,19 @@ def _loads_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _extracted(rubric: Rubric, text: str) -> Any:
+    document = extract_json_object(text)
+    if document is None:
+        raise ReplyInvalid("the reply holds no JSON object", found_json=False)
+    try:
+        return rubric.output_model.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'reply'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ReplyInvalid(problems, found_json=True) from None
+
+
 @dataclass(frozen=True)
 class StructuredReply:
     """A validated reply: criterion values, reasoning, free-text fields, claimed evidence."""
@@ -67,16 +80,10 @@ class StructuredReply:
 
 def parse_structured(rubric: Rubric, text: str) -> StructuredReply:
     """The validated reply, or ``ReplyInvalid`` saying what is off (fit to send to the judge)."""
-    document = extract_json_object(text)
-    if document is None:
-        raise ReplyInvalid("the reply holds no JSON object", found_json=False)
-    try:
-        parsed = rubric.output_model.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'reply'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ReplyInvalid(problems, found_json=True) from None
+    try:  # most replies are exactly the object: pydantic parses and validates it in one pass
+        parsed = rubric.output_model.model_validate_json(text)
+    except ValidationError:
+        parsed = _extracted(rubric, text)
     data = parsed.model_dump()
     return StructuredReply(
         values={c.name: data[c.name] for c in rubric.structured_criteria},
