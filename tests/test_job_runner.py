@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from judge.cache import CachePolicy, MemoryCache
 from judge.config import Settings
@@ -47,4 +50,36 @@ async def test_calls_keep_flowing_across_the_chunks_a_job_is_read_in(
     graded = sorted(Verdict.model_validate_json(line).transcript_id for line in lines)
     assert graded == sorted(f"t{i}" for i in range(10))
     assert len(judge.calls) == 10 and judge.peak_in_flight == 4
+    store.close()
+
+
+class FlakyStore(SqliteJobStore):
+    """A SQLite store whose first verdict write finds the database unavailable."""
+
+    failures = 1
+
+    def add_verdicts(self, job_id: str, owner: str, verdicts: list[tuple[int, Verdict]]) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return super().add_verdicts(job_id, owner, verdicts)
+
+
+async def test_a_store_outage_leaves_the_job_to_be_resumed_not_failed(
+    tmp_path: Path, library: RubricLibrary, refusal: Rubric
+) -> None:
+    judge = ScriptedJudge(constant(refusal="full_refusal"))
+    grader = Grader(JudgePlan([judge]), MemoryCache(), concurrency=2)
+    store = FlakyStore(tmp_path / "jobs.sqlite3")
+    transcripts = [Transcript.from_prompt(f"q{i}", f"a{i}", id=f"t{i}") for i in range(3)]
+    spec = GradeCreate(rubrics=["refusal"], transcripts=[{"prompt": "q", "response": "a"}])
+    job, _ = store.create(spec, transcripts, [refusal], request_hash="h", idempotency_key=None)
+    runner = JobRunner(store, ScriptedPool(grader), library, lease_seconds=30)
+
+    with pytest.raises(sqlite3.OperationalError):
+        await runner.run_job(job.id)
+    assert store.get(job.id).state == "running"  # not failed
+
+    assert await runner.run_job(job.id) == "succeeded"  # its lease holder resumes it
+    assert store.get(job.id).summary.verdicts == 3 and len(judge.calls) == 3  # cache: no repeats
     store.close()

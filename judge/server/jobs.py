@@ -70,6 +70,9 @@ class JobStore(Protocol):
     in a thread); every write that depends on a lease checks it in the same transaction."""
 
     kind: str
+    outages: tuple[type[Exception], ...]
+    """Errors that mean the store is unreachable for now: a job they interrupt is left as it is
+    (to be resumed), not failed."""
 
     def create(
         self,
@@ -152,13 +155,16 @@ class JobRunner:
     async def run_forever(self, store: PollingJobStore, poll_seconds: float = 0.5) -> None:
         """Grade every job of this store, oldest first, until cancelled."""
         while True:
-            job = await asyncio.to_thread(store.claim, self.owner, self.lease_seconds)
-            if job is None:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), poll_seconds)
-                continue
-            await self._run_guarded(job)
+            try:
+                job = await asyncio.to_thread(store.claim, self.owner, self.lease_seconds)
+                if job is not None:
+                    await self._run_guarded(job)
+                    continue
+            except store.outages:
+                logger.exception("the job store is unavailable; trying again")
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), poll_seconds)
 
     async def run_job(self, job_id: str) -> JobState:
         """Grade one job to its end. If another runner holds it (a queue delivered it twice),
@@ -177,6 +183,8 @@ class JobRunner:
     async def _run_guarded(self, job: JobRecord) -> None:
         try:
             await self.run(job)
+        except self.store.outages:
+            raise  # not the job's fault: it stays running under a lease that runs out
         except Exception as exc:  # record it on the job; never kill the runner
             logger.exception("job %s failed", job.id)
             await asyncio.to_thread(self.store.finish, job.id, self.owner, "failed", str(exc))

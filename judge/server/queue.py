@@ -93,7 +93,8 @@ class QueueDispatch:
             job_id=job_id,
             timeout=0,
             heartbeat=self.settings.job_heartbeat_seconds,
-            retries=1000,
+            retries=1000,  # a job fails in the job store, never here: retries are for outages
+            retry_delay=1.0,
         )
 
     def progress(self) -> asyncio.Event:

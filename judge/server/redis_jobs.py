@@ -32,6 +32,7 @@ class RedisJobStore:
     """Jobs in Redis (see the module docstring for the layout). Synchronous; call in a thread."""
 
     kind = "redis"
+    outages: tuple[type[Exception], ...] = (redis.RedisError,)
 
     def __init__(self, url: str, prefix: str = "judge:"):
         self.url = url

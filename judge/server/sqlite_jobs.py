@@ -58,6 +58,7 @@ class SqliteJobStore:
     processes on one machine can share it). Methods are synchronous; call them in a thread."""
 
     kind = "sqlite"
+    outages: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
