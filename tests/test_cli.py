@@ -86,6 +86,7 @@ def test_invalid_records_are_reported_and_the_rest_graded(
         (["rubrics", "show", "nope"], "no rubric 'nope'"),
         (["frobnicate"], "No such command"),
         (["grade", str(EXAMPLES.parent), "-r", "refusal"], "is a directory, not a file"),
+        (["worker"], "judge worker needs JUDGE_QUEUE_URL=redis://"),
     ],
 )
 def test_usage_errors_exit_2_and_say_what_to_fix(
