@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "API replicas are stateless (without it, the server grades jobs itself from state_dir).",
     )
     worker_jobs: int = Field(default=4, ge=1, description="Jobs one worker grades at once.")
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve a worker's Prometheus metrics on this port (no auth: keep it private).",
+    )
     job_heartbeat_seconds: int = Field(
         default=30,
         ge=1,

@@ -17,7 +17,7 @@ import redis
 
 from judge.testing.fake_server import FakeJudgeServer
 from tests.conftest import REPO
-from tests.processes import JudgeProcess
+from tests.processes import JudgeProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +48,7 @@ def deployment(
         home = tmp_path / name
         home.mkdir()
         processes[name] = JudgeProcess(home, fake_server, name=name, command=(command,), env=env)
+    processes["worker"].env["JUDGE_WORKER_METRICS_PORT"] = str(free_port())
     try:
         processes["api-a"].start()
         processes["api-b"].start()
@@ -85,6 +86,10 @@ def test_a_job_sent_to_one_replica_is_graded_by_the_worker_and_served_by_the_oth
     assert job["state"] == "succeeded" and job["summary"]["verdicts"] == 12
     paid = job["summary"]["judge_calls"]
     assert paid > 0 and fake_server.request_count == paid  # one call per verdict that needs one
+
+    port = worker.env["JUDGE_WORKER_METRICS_PORT"]
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert f'judge_calls_total{{model="openai/fake-judge",outcome="ok"}} {paid}.0' in metrics
 
     for replica in (a, b):  # the worker's calls are in the shared cache
         graded = httpx.post(f"{replica}/v1/grade", json=body, timeout=30).json()

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from typing import Protocol
 
+from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 from saq import Queue, Worker
 from saq.types import Context, PartialTimersDict
@@ -25,6 +26,7 @@ from judge.heap import freeze_long_lived
 from judge.judges.transport import close_sessions
 from judge.server.jobs import JobRunner
 from judge.server.judging import GraderPool
+from judge.server.metrics import Metrics
 from judge.server.redis_jobs import RedisJobStore
 
 logger = logging.getLogger(__name__)
@@ -117,7 +119,10 @@ async def run_worker(settings: Settings) -> None:
         library = settings.rubric_library()
         cache = settings.open_cache()
         store = RedisJobStore(queue_url)
-        pool = GraderPool(settings, cache)
+        metrics = Metrics()
+        pool = GraderPool(settings, cache, on_verdict=metrics.observe_verdict)
+        if settings.worker_metrics_port is not None:
+            start_http_server(settings.worker_metrics_port, registry=metrics.registry)
         ctx["cache"], ctx["store"] = cache, store
         ctx["runner"] = JobRunner(store, pool, library, lease_seconds=settings.job_lease_seconds)
         freeze_long_lived()
