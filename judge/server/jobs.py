@@ -69,7 +69,6 @@ class JobStore(Protocol):
     """Where jobs, their transcripts and their verdicts live. Methods are synchronous (call them
     in a thread); every write that depends on a lease checks it in the same transaction."""
 
-    kind: str
     outages: tuple[type[Exception], ...]
     """Errors that mean the store is unreachable for now: a job they interrupt is left as it is
     (to be resumed), not failed."""

@@ -31,7 +31,6 @@ _WRITE_CHUNK = 1000
 class RedisJobStore:
     """Jobs in Redis (see the module docstring for the layout). Synchronous; call in a thread."""
 
-    kind = "redis"
     outages: tuple[type[Exception], ...] = (redis.RedisError,)
 
     def __init__(self, url: str, prefix: str = "judge:"):

@@ -57,7 +57,6 @@ class SqliteJobStore:
     """Jobs, their transcripts and their verdicts in one SQLite file (WAL mode, so several
     processes on one machine can share it). Methods are synchronous; call them in a thread."""
 
-    kind = "sqlite"
     outages: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
 
     def __init__(self, path: Path):
