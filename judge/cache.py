@@ -25,17 +25,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from judge.prompt import PROMPT_VERSION
 from judge.verdict import JudgeResult
 
 logger = logging.getLogger(__name__)
 
-CachePolicy = Literal["use", "refresh", "bypass"]
-"""``use`` reads and writes; ``refresh`` skips reading but stores the new result; ``bypass``
-neither reads nor writes."""
+
+class CachePolicy(StrEnum):
+    """``use`` reads and writes; ``refresh`` skips reading but stores the new result; ``bypass``
+    neither reads nor writes."""
+
+    USE = "use"
+    REFRESH = "refresh"
+    BYPASS = "bypass"
 
 
 def cache_key(

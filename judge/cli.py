@@ -23,6 +23,7 @@ from rich.table import Table
 
 from judge.cache import CachePolicy, VerdictCache
 from judge.config import Settings
+from judge.datasets import Dataset, Split
 from judge.errors import TranscriptError, UsageError
 from judge.grading import Grader, JudgePlan, Summary
 from judge.judges import OFFLINE_MODEL, Judge, judge_for_model
@@ -109,8 +110,8 @@ def grade(
     ] = None,
     samples: Annotated[int, typer.Option(min=1, help="Samples per judge.")] = 1,
     reducer: Annotated[
-        str, typer.Option(help="majority (labels; mean of scores), any or all.")
-    ] = "majority",
+        Reducer, typer.Option(help="majority (labels; mean of scores), any or all.")
+    ] = Reducer.MAJORITY,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Write verdicts here (JSONL); default stdout."),
@@ -119,8 +120,9 @@ def grade(
         int | None, typer.Option(min=1, help="Judge calls in flight (env JUDGE_CONCURRENCY).")
     ] = None,
     cache: Annotated[
-        str, typer.Option(help="use: read and write; refresh: only write; bypass: neither.")
-    ] = "use",
+        CachePolicy,
+        typer.Option(help="use: read and write; refresh: only write; bypass: neither."),
+    ] = CachePolicy.USE,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Cache directory (env JUDGE_CACHE_DIR).")
     ] = None,
@@ -130,15 +132,13 @@ def grade(
     ] = False,
 ) -> None:
     """Grade transcripts against rubrics and write one verdict per (transcript, rubric)."""
-    if cache not in ("use", "refresh", "bypass"):
-        raise UsageError(f"--cache must be use, refresh or bypass, not '{cache}'")
     settings = _settings(
         rubric_dir, api_base=api_base, concurrency=concurrency, cache_dir=cache_dir
     )
     library = settings.rubric_library()
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
     judges = _judges(settings, model)
-    plan = JudgePlan(judges, samples=samples, reducer=_reducer(reducer))
+    plan = JudgePlan(judges, samples=samples, reducer=reducer)
     transcripts, problems = _read_inputs(files)
     for problem in problems:
         stderr.print(f"[red]invalid record[/red] {problem}", highlight=False)
@@ -148,7 +148,7 @@ def grade(
         verdict_cache,
         concurrency=settings.concurrency,
         per_model_concurrency=settings.per_model_concurrency,
-        policy=_policy(cache),
+        policy=cache,
     )
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
@@ -179,16 +179,6 @@ def _judges(settings: Settings, models: list[str] | None) -> list[Judge]:
         )
         for name in dict.fromkeys(models or [OFFLINE_MODEL])
     ]
-
-
-def _reducer(value: str) -> Reducer:
-    if value not in ("majority", "any", "all"):
-        raise UsageError(f"--reducer must be majority, any or all, not '{value}'")
-    return value  # type: ignore[return-value]
-
-
-def _policy(value: str) -> CachePolicy:
-    return value  # type: ignore[return-value]
 
 
 async def _grade_all(
@@ -311,11 +301,13 @@ def report(
 
 @app.command()
 def calibrate(
-    dataset: Annotated[str, typer.Option(help="Reference data: xstest or em.")] = "xstest",
+    dataset: Annotated[Dataset, typer.Option(help="Reference data.")] = Dataset.XSTEST,
     data_dir: Annotated[Path, typer.Option(help="The shared data directory.")] = Path(
         "../shared/data"
     ),
-    split: Annotated[str, typer.Option(help="all, dev or heldout (xstest).")] = "all",
+    split: Annotated[
+        Split, typer.Option(help="Part of the data (xstest has dev/heldout).")
+    ] = Split.ALL,
     model: Annotated[
         list[str] | None, typer.Option("--model", "-m", help="Judge model(s); default offline.")
     ] = None,
@@ -327,12 +319,8 @@ def calibrate(
     from judge.calibration import LabelAgreement, agreement
     from judge.datasets import DATASETS, load_dataset
 
-    if dataset not in DATASETS:
-        raise UsageError(f"--dataset must be one of {', '.join(DATASETS)}, not '{dataset}'")
-    if split not in ("all", "dev", "heldout"):
-        raise UsageError(f"--split must be all, dev or heldout, not '{split}'")
     try:
-        transcripts = load_dataset(dataset, data_dir, split)  # type: ignore[arg-type]
+        transcripts = load_dataset(dataset, data_dir, split)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(f"{exc} (set --data-dir to the shared data directory)") from None
     transcripts = transcripts[:limit] if limit else transcripts

@@ -11,8 +11,8 @@ holds the reference judge's ``aligned`` and ``coherent`` scores (gpt-4o-mini, lo
 from __future__ import annotations
 
 import csv
+from enum import StrEnum
 from pathlib import Path
-from typing import Literal
 
 from judge.transcript import Transcript
 
@@ -22,16 +22,30 @@ XSTEST_LABELS = {
     "3_partial_refusal": "partial_refusal",
 }
 
-Split = Literal["all", "dev", "heldout"]
+
+class Split(StrEnum):
+    """Which part of a reference dataset: everything, the development prompts, or the held-out
+    prompts that no heuristic was written or trained on."""
+
+    ALL = "all"
+    DEV = "dev"
+    HELDOUT = "heldout"
 
 
-def xstest_split(transcript_id: str) -> Literal["dev", "heldout"]:
+class Dataset(StrEnum):
+    """The built-in reference datasets (see ``DATASETS``)."""
+
+    XSTEST = "xstest"
+    EM = "em"
+
+
+def xstest_split(transcript_id: str) -> Split:
     """``heldout`` for prompts v2-N with N divisible by 3, else ``dev``."""
     number = int(transcript_id.rsplit("-", 1)[-1])
-    return "heldout" if number % 3 == 0 else "dev"
+    return Split.HELDOUT if number % 3 == 0 else Split.DEV
 
 
-def load_xstest(directory: Path, split: Split = "all") -> list[Transcript]:
+def load_xstest(directory: Path, split: Split = Split.ALL) -> list[Transcript]:
     """XSTest v2 completions of all five models, with gold labels in metadata."""
     files = sorted(directory.glob("xstest_v2_completions_*.csv"))
     if not files:
@@ -41,7 +55,7 @@ def load_xstest(directory: Path, split: Split = "all") -> list[Transcript]:
         model = path.stem.removeprefix("xstest_v2_completions_")
         with path.open(encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
-                if split != "all" and xstest_split(row["id"]) != split:
+                if split != Split.ALL and xstest_split(row["id"]) != split:
                     continue
                 transcripts.append(
                     Transcript.from_prompt(
@@ -89,17 +103,17 @@ def load_emergent_misalignment(directory: Path) -> list[Transcript]:
 
 
 DATASETS = {
-    "xstest": ("xstest", "refusal"),
-    "em": ("emergent_misalignment", "emergent_misalignment"),
+    Dataset.XSTEST: ("xstest", "refusal"),
+    Dataset.EM: ("emergent_misalignment", "emergent_misalignment"),
 }
 """Dataset name -> (folder under the data directory, the rubric it calibrates)."""
 
 
-def load_dataset(name: str, data_dir: Path, split: Split = "all") -> list[Transcript]:
-    """A reference dataset by name (``xstest`` or ``em``) from the shared data directory."""
+def load_dataset(name: Dataset, data_dir: Path, split: Split = Split.ALL) -> list[Transcript]:
+    """A reference dataset by name from the shared data directory."""
     folder, _ = DATASETS[name]
-    if name == "xstest":
+    if name == Dataset.XSTEST:
         return load_xstest(data_dir / folder, split)
-    if split != "all":
+    if split != Split.ALL:
         raise ValueError("the emergent-misalignment data has no dev/held-out split")
     return load_emergent_misalignment(data_dir / folder)

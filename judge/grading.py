@@ -47,15 +47,18 @@ class JudgePlan:
 
     judges: Sequence[Judge]
     samples: int = 1
-    reducer: Reducer = "majority"
+    reducer: Reducer = Reducer.MAJORITY
 
     def __post_init__(self) -> None:
         if not self.judges:
             raise JudgeSpecError("a judge plan needs at least one judge")
         if self.samples < 1:
             raise JudgeSpecError(f"samples must be at least 1, not {self.samples}")
-        if self.reducer not in ("majority", "any", "all"):
-            raise JudgeSpecError(f"unknown reducer '{self.reducer}' (choose majority, any or all)")
+        try:
+            object.__setattr__(self, "reducer", Reducer(self.reducer))
+        except ValueError:
+            choices = ", ".join(Reducer)
+            raise JudgeSpecError(f"unknown reducer '{self.reducer}' (choose {choices})") from None
 
 
 def shape_problem(rubric: Rubric, subject: Subject) -> str | None:
@@ -149,7 +152,7 @@ class Grader:
         *,
         concurrency: int = 16,
         per_model_concurrency: int | None = None,
-        policy: CachePolicy = "use",
+        policy: CachePolicy = CachePolicy.USE,
         on_verdict: Callable[[Verdict], Any] | None = None,
     ):
         if concurrency < 1:
@@ -157,7 +160,7 @@ class Grader:
         self.plan = plan
         self.cache = cache if cache is not None else MemoryCache()
         self.concurrency = concurrency
-        self.policy = policy
+        self.policy = CachePolicy(policy)
         self.totals = Summary()
         self.on_verdict = on_verdict
         self._global = asyncio.Semaphore(concurrency)
@@ -232,7 +235,7 @@ class Grader:
             judge=judge.identity(request),
             sample=request.sample,
         )
-        if self.policy == "use":
+        if self.policy == CachePolicy.USE:
             hit = await self._cached(key)
             if hit is not None:
                 return hit.model_copy(update={"cached": True, "key": key})
@@ -247,7 +250,7 @@ class Grader:
 
     async def _call(self, judge: Judge, request: JudgeRequest, key: str) -> JudgeResult:
         async with self.cache.lock(key) as shared:  # single-flight across processes
-            if shared and self.policy == "use":
+            if shared and self.policy == CachePolicy.USE:
                 hit = await self._cached(key)  # another process paid while this one waited
                 if hit is not None:
                     return hit.model_copy(update={"cached": True, "key": key})
@@ -271,7 +274,7 @@ class Grader:
                     ),
                 )
             result = result.model_copy(update={"key": key, "cached": False})
-            if result.error is None and self.policy != "bypass":
+            if result.error is None and self.policy != CachePolicy.BYPASS:
                 try:
                     await self.cache.set(key, result)
                 except Exception:  # a full disk must not cost the verdict just paid for

@@ -13,14 +13,22 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from statistics import fmean
-from typing import Literal
 
 from judge.rubric import Criterion, Scale
 
-Reducer = Literal["majority", "any", "all"]
-"""How an ensemble combines: ``majority`` takes the majority label and the mean score, and flags by
-the rubric's rule on those; ``any``/``all`` flag when any/all of the individual results flag."""
+
+class Reducer(StrEnum):
+    """How an ensemble combines: ``majority`` takes the majority label and the mean score, and
+    flags by the rubric's rule on those; ``any``/``all`` flag when any/all of the individual
+    results flag."""
+
+    MAJORITY = "majority"
+    ANY = "any"
+    ALL = "all"
+
+
 _INTEGER = re.compile(r"^\s*(\d{1,3})\s*$")
 
 
@@ -93,8 +101,8 @@ def reduce_values(criterion: Criterion, values: Sequence[str | float]) -> Reduce
 
 def reduce_flags(reducer: Reducer, flags: Sequence[bool], reduced_flag: bool) -> bool:
     """``any``/``all`` combine per-result flags; otherwise the flag of the reduced values stands."""
-    if reducer == "any":
+    if reducer == Reducer.ANY:
         return any(flags)
-    if reducer == "all":
+    if reducer == Reducer.ALL:
         return all(flags)
     return reduced_flag

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from judge.calibration import label_agreement, score_agreement
-from judge.datasets import load_emergent_misalignment, load_xstest
+from judge.datasets import Split, load_emergent_misalignment, load_xstest
 from judge.grading import Grader, JudgePlan
 from judge.judges.llm import LLMJudge
 from judge.judges.offline import OfflineJudge
@@ -31,7 +31,7 @@ XSTEST_DIR = SHARED_DATA / "xstest"
 
 @pytest.mark.skipif(not XSTEST_DIR.is_dir(), reason="XSTest data not found")
 async def test_offline_refusal_calibration_on_heldout(library: RubricLibrary) -> None:
-    transcripts = load_xstest(XSTEST_DIR, "heldout")
+    transcripts = load_xstest(XSTEST_DIR, Split.HELDOUT)
     grader = Grader(JudgePlan([OfflineJudge()]))
     verdicts = [v async for v in grader.grade_many(transcripts, [library.get("refusal")])]
 

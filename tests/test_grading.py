@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from judge.cache import MemoryCache
+from judge.cache import CachePolicy, MemoryCache
 from judge.errors import ErrorKind, JudgeSpecError
 from judge.grading import Grader, JudgePlan
 from judge.judges.base import JudgeRequest
@@ -133,7 +133,7 @@ async def test_cache_policies(
 async def test_bypass_stores_nothing(refusal: Rubric, single_turn: Transcript) -> None:
     cache = MemoryCache()
     judge = ScriptedJudge(constant(refusal="full_refusal"))
-    await Grader(JudgePlan([judge]), cache, policy="bypass").grade(single_turn, refusal)
+    await Grader(JudgePlan([judge]), cache, policy=CachePolicy.BYPASS).grade(single_turn, refusal)
     assert cache.stats().entries == 0
 
 

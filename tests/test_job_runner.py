@@ -27,7 +27,7 @@ class ScriptedPool(GraderPool):
         super().__init__(Settings(), grader.cache)
         self.the_grader = grader
 
-    def grader(self, selection: JudgeSelection, policy: CachePolicy = "use") -> Grader:
+    def grader(self, selection: JudgeSelection, policy: CachePolicy = CachePolicy.USE) -> Grader:
         return self.the_grader
 
 

@@ -70,9 +70,9 @@ def train(data_dir: Path) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, GroupKFold
 
-    from judge.datasets import load_xstest
+    from judge.datasets import Split, load_xstest
 
-    dev = load_xstest(data_dir / "xstest", "dev")
+    dev = load_xstest(data_dir / "xstest", Split.DEV)
     x = features([t.last_text("assistant") for t in dev])
     y = [t.metadata["gold"] for t in dev]
     groups = [t.metadata["prompt_id"] for t in dev]

@@ -75,7 +75,7 @@ class GraderPool:
             )
         return self._judges[name]
 
-    def grader(self, selection: JudgeSelection, policy: CachePolicy = "use") -> Grader:
+    def grader(self, selection: JudgeSelection, policy: CachePolicy = CachePolicy.USE) -> Grader:
         """The shared grader for a selection (validated first)."""
         names = self.names(selection)
         key = f"{names}|{selection.samples}|{selection.reducer}|{policy}"

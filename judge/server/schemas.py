@@ -31,7 +31,7 @@ class JudgeSelection(_Request):
         description="Profile names or allow-listed model strings, graded as an ensemble.",
     )
     samples: int = Field(default=1, ge=1, le=20)
-    reducer: Reducer = "majority"
+    reducer: Reducer = Reducer.MAJORITY
 
 
 class JobSpec(_Request):
@@ -39,7 +39,7 @@ class JobSpec(_Request):
 
     rubrics: list[str] = Field(min_length=1)
     judge: JudgeSelection = JudgeSelection()
-    cache: CachePolicy = "use"
+    cache: CachePolicy = CachePolicy.USE
 
 
 class GradeCreate(JobSpec):
