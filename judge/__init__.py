@@ -16,7 +16,7 @@ from judge.errors import (
     UsageError,
 )
 from judge.grading import Grader, JudgePlan, Summary, build_verdict, shape_problem
-from judge.judges import Judge, JudgeRequest, LLMJudge, OfflineJudge, judge_for_model
+from judge.judges import Judge, JudgeProfile, JudgeRequest, LLMJudge, OfflineJudge, judge_for
 from judge.rubric import Rubric, RubricLibrary, load_rubric
 from judge.transcript import Message, Transcript
 from judge.transcript_files import parse_record, read_transcripts
@@ -32,6 +32,7 @@ __all__ = [
     "JudgeCallError",
     "JudgeError",
     "JudgePlan",
+    "JudgeProfile",
     "JudgeRequest",
     "JudgeResult",
     "JudgeSpecError",
@@ -54,7 +55,7 @@ __all__ = [
     "VerdictError",
     "build_verdict",
     "cache_key",
-    "judge_for_model",
+    "judge_for",
     "load_rubric",
     "parse_record",
     "read_transcripts",

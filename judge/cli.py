@@ -26,7 +26,7 @@ from judge.config import Settings
 from judge.datasets import Dataset, Split
 from judge.errors import TranscriptError, UsageError
 from judge.grading import Grader, JudgePlan, Summary
-from judge.judges import OFFLINE_MODEL, Judge, judge_for_model
+from judge.judges import OFFLINE_MODEL, Judge, judge_for
 from judge.judges.transport import close_sessions
 from judge.rubric import Rubric, default_rubric_dir, load_rubric
 from judge.scoring import Reducer
@@ -100,7 +100,8 @@ def grade(
         typer.Option(
             "--model",
             "-m",
-            help="Judge model, any litellm model string (repeat for an ensemble). "
+            help="Judge model: any litellm model string, or a profile of JUDGE_CONFIG (repeat "
+            "for an ensemble). "
             f"Default: the built-in '{OFFLINE_MODEL}' judge.",
         ),
     ] = None,
@@ -168,17 +169,10 @@ def grade(
 
 
 def _judges(settings: Settings, models: list[str] | None) -> list[Judge]:
-    """The judges --model names (the offline judge when none), with the settings' call policy."""
-    return [
-        judge_for_model(
-            name,
-            api_base=settings.api_base,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            force_litellm=settings.force_litellm,
-        )
-        for name in dict.fromkeys(models or [OFFLINE_MODEL])
-    ]
+    """The judges --model names (model strings or configured profiles; the offline judge when
+    none)."""
+    names = dict.fromkeys(models or [OFFLINE_MODEL])
+    return [judge_for(settings.judge_profile(name)) for name in names]
 
 
 async def _grade_all(

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,30 +19,9 @@ from pydantic_settings import (
 )
 
 from judge.cache import DiskCache, MemoryCache, RedisCache, VerdictCache
+from judge.judges.offline import OFFLINE_MODEL
+from judge.judges.profile import JudgeProfile
 from judge.rubric import RubricLibrary, default_rubric_dir
-
-
-class JudgeProfile(BaseModel):
-    """A named judge the server offers: the model, where it lives, and how to call it.
-
-    The key is never in configuration: ``api_key_env`` names the environment variable that holds
-    it, so configuration files can be shared and logged.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str
-    api_base: str | None = None
-    api_key_env: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
-    timeout: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=3, ge=0)
-    rpm: float | None = Field(default=None, gt=0, description="Requests per minute, at most.")
-    force_litellm: bool = False
-
-    def api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
 class Settings(BaseSettings):
@@ -132,6 +111,25 @@ class Settings(BaseSettings):
                 raise ValueError(f"JUDGE_CONFIG={config_file} is not a file")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+    def judge_profile(self, name: str) -> JudgeProfile:
+        """The complete profile a name stands for: a configured profile, or else a model string
+        (``offline`` for the built-in judge) on ``api_base``.
+
+        The one precedence rule: a field a profile sets wins; a field it leaves unset takes the
+        ``JUDGE_*`` setting of the same name (``timeout``, ``max_retries``, ``force_litellm``),
+        whose environment variable wins over ``JUDGE_CONFIG``'s top level, which wins over the
+        default. ``api_base`` applies to model strings only: a profile names its own endpoint.
+        """
+        if name in self.profiles:
+            profile = self.profiles[name]
+        elif name == OFFLINE_MODEL:
+            return JudgeProfile(model=OFFLINE_MODEL)
+        else:
+            profile = JudgeProfile(model=name, api_base=self.api_base)
+        return profile.filled(
+            timeout=self.timeout, max_retries=self.max_retries, force_litellm=self.force_litellm
+        )
 
     def rubric_library(self) -> RubricLibrary:
         """The shipped rubrics, overridden by any in ``rubric_dirs`` with the same id."""

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from judge.config import JudgeProfile, Settings
+from judge.config import Settings
+from judge.judges import JudgeProfile
 from judge.server import create_app
 from judge.testing.fake_server import FakeJudgeServer
 

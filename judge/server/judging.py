@@ -13,7 +13,7 @@ from judge.cache import CachePolicy, VerdictCache
 from judge.config import Settings
 from judge.errors import JudgeSpecError
 from judge.grading import Grader, JudgePlan
-from judge.judges import OFFLINE_MODEL, Judge, judge_for_model, judge_for_profile
+from judge.judges import OFFLINE_MODEL, Judge, judge_for
 from judge.server.schemas import JudgeSelection
 from judge.verdict import Verdict
 
@@ -61,18 +61,7 @@ class GraderPool:
 
     def _judge(self, name: str) -> Judge:
         if name not in self._judges:
-            profile = self.settings.profiles.get(name)
-            self._judges[name] = (
-                judge_for_profile(profile)
-                if profile is not None
-                else judge_for_model(
-                    name,
-                    api_base=self.settings.api_base,
-                    timeout=self.settings.timeout,
-                    max_retries=self.settings.max_retries,
-                    force_litellm=self.settings.force_litellm,
-                )
-            )
+            self._judges[name] = judge_for(self.settings.judge_profile(name))
         return self._judges[name]
 
     def grader(self, selection: JudgeSelection, policy: CachePolicy = CachePolicy.USE) -> Grader:

@@ -1,0 +1,62 @@
+"""Judge profiles: the one description of a judge, and the one place judges are built from it.
+
+Every way of naming a judge becomes a ``JudgeProfile``: a profile in the configuration file, a
+``--model`` on the command line, a model or profile a request selects. ``Settings.judge_profile``
+turns a name into a complete profile (the one precedence rule, documented there) and
+``judge_for`` builds the judge, so a new judge setting is added here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from judge.judges.base import Judge
+from judge.judges.llm import LLMJudge
+from judge.judges.offline import OFFLINE_MODEL, OfflineJudge
+
+
+class JudgeProfile(BaseModel):
+    """A judge: the model, where it lives, and how to call it.
+
+    The key is never in a profile: ``api_key_env`` names the environment variable that holds it,
+    so configuration files can be shared and logged. A field left unset (None) takes the value of
+    the ``JUDGE_*`` setting of the same name (see ``Settings.judge_profile``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(min_length=1)
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    rpm: float | None = Field(default=None, gt=0, description="Requests per minute, at most.")
+    force_litellm: bool | None = None
+
+    def api_key(self) -> str | None:
+        """The key, read from the variable ``api_key_env`` names (None: the provider's usual
+        variable, which litellm reads)."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def filled(self, **defaults: Any) -> JudgeProfile:
+        """This profile with its unset fields taken from ``defaults``."""
+        unset = {k: v for k, v in defaults.items() if getattr(self, k) is None and v is not None}
+        return self.model_copy(update=unset)
+
+
+def judge_for(profile: JudgeProfile) -> Judge:
+    """The judge a profile describes: ``offline`` is the built-in one, anything else an LLM judge
+    on litellm's model strings."""
+    if profile.model == OFFLINE_MODEL:
+        return OfflineJudge()
+    policy = {
+        name: value
+        for name in ("temperature", "max_tokens", "timeout", "max_retries", "rpm", "force_litellm")
+        if (value := getattr(profile, name)) is not None
+    }
+    return LLMJudge(profile.model, api_base=profile.api_base, api_key=profile.api_key(), **policy)
