@@ -145,8 +145,9 @@ async def library(
     api_base: str, calls: int, concurrency: int, *, hits: bool, force_litellm: bool = False
 ) -> tuple[float, float, float]:
     from judge.cache import DiskCache
-    from judge.grading import Grader, JudgePlan
+    from judge.grading import Grader
     from judge.judges.llm import LLMJudge
+    from judge.plan import JudgePlan
 
     rubric = RubricLibrary.from_dirs(default_rubric_dir()).get("refusal")
     batch = transcripts(calls, "lib")

@@ -4,6 +4,7 @@ The library is the product; the CLI and the HTTP service only parse input, call 
 results. Start with ``Grader(JudgePlan([...]), cache).grade_many(transcripts, rubrics)``.
 """
 
+from judge.assembly import build_verdict
 from judge.cache import CachePolicy, CacheStats, DiskCache, MemoryCache, VerdictCache, cache_key
 from judge.config import Settings
 from judge.errors import (
@@ -15,12 +16,14 @@ from judge.errors import (
     TranscriptError,
     UsageError,
 )
-from judge.grading import Grader, JudgePlan, Summary, build_verdict, shape_problem
+from judge.grading import Grader
 from judge.judges import Judge, JudgeProfile, JudgeRequest, LLMJudge, OfflineJudge, judge_for
+from judge.plan import JudgePlan
 from judge.rubric import Rubric, RubricLibrary, load_rubric
+from judge.shape import shape_problem
 from judge.transcript import Message, Transcript
 from judge.transcript_files import parse_record, read_transcripts
-from judge.verdict import JudgeResult, RubricRef, Status, Verdict, VerdictError
+from judge.verdict import JudgeResult, RubricRef, Status, Summary, Verdict, VerdictError
 
 __all__ = [
     "CachePolicy",

@@ -21,18 +21,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from judge.assembly import Reducer
 from judge.cache import CachePolicy, VerdictCache
 from judge.config import Settings
 from judge.datasets import Dataset, Split
 from judge.errors import TranscriptError, UsageError
-from judge.grading import Grader, JudgePlan, Summary
+from judge.grading import Grader
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
 from judge.judges.transport import close_sessions
+from judge.plan import JudgePlan
 from judge.rubric import Rubric, default_rubric_dir, load_rubric
-from judge.scoring import Reducer
 from judge.transcript import Transcript
 from judge.transcript_files import read_transcripts
-from judge.verdict import Verdict
+from judge.verdict import Summary, Verdict
 
 T = TypeVar("T")
 

@@ -10,24 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from statistics import fmean
 
 from judge.rubric import Criterion, Scale
-
-
-class Reducer(StrEnum):
-    """How an ensemble combines: ``majority`` takes the majority label and the mean score, and
-    flags by the rubric's rule on those; ``any``/``all`` flag when any/all of the individual
-    results flag."""
-
-    MAJORITY = "majority"
-    ANY = "any"
-    ALL = "all"
-
 
 _INTEGER = re.compile(r"^\s*(\d{1,3})\s*$")
 
@@ -75,34 +61,3 @@ def matching_escape(criterion: Criterion, text: str) -> str | None:
         if escape.upper().startswith(head) or head.startswith(escape.upper()):
             return escape
     return None
-
-
-@dataclass(frozen=True)
-class Reduced:
-    """One criterion's value over several results, and the share of results that agree."""
-
-    value: str | float
-    agreement: float
-
-
-def reduce_values(criterion: Criterion, values: Sequence[str | float]) -> Reduced:
-    """Majority label (ties go to the rubric's label order) or mean score."""
-    if criterion.labels is not None:
-        counts = Counter(str(v) for v in values)
-        top = max(counts.values())
-        winner = next(name for name in criterion.label_names if counts.get(name) == top)
-        return Reduced(winner, top / len(values))
-    numbers = [float(v) for v in values]
-    mean = fmean(numbers)
-    assert criterion.scale is not None
-    spread = (max(numbers) - min(numbers)) / (criterion.scale.max - criterion.scale.min)
-    return Reduced(mean, 1.0 - spread)
-
-
-def reduce_flags(reducer: Reducer, flags: Sequence[bool], reduced_flag: bool) -> bool:
-    """``any``/``all`` combine per-result flags; otherwise the flag of the reduced values stands."""
-    if reducer == Reducer.ANY:
-        return any(flags)
-    if reducer == Reducer.ALL:
-        return all(flags)
-    return reduced_flag

@@ -119,3 +119,34 @@ class Verdict(BaseModel):
         return sum(
             (j.input_tokens or 0) + (j.output_tokens or 0) for j in self.judges if not j.cached
         )
+
+
+class Summary(BaseModel):
+    """Counts over a set of verdicts: by status, errors by kind, calls made, cost."""
+
+    verdicts: int = 0
+    graded: int = 0
+    flagged: int = 0
+    not_applicable: int = 0
+    errors: int = 0
+    errors_by_kind: dict[str, int] = {}
+    judge_calls: int = 0
+    cache_hits: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, verdict: Verdict) -> None:
+        self.verdicts += 1
+        if verdict.status == Status.GRADED:
+            self.graded += 1
+            self.flagged += bool(verdict.flagged)
+        elif verdict.status == Status.NOT_APPLICABLE:
+            self.not_applicable += 1
+        else:
+            self.errors += 1
+            kind = verdict.error.kind.value if verdict.error else "unknown"
+            self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
+        self.judge_calls += sum(1 for j in verdict.judges if not j.cached)
+        self.cache_hits += sum(1 for j in verdict.judges if j.cached)
+        self.cost_usd += verdict.cost_usd
+        self.tokens += verdict.tokens

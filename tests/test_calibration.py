@@ -15,9 +15,10 @@ import pytest
 
 from judge.calibration import label_agreement, score_agreement
 from judge.datasets import Split, load_emergent_misalignment, load_xstest
-from judge.grading import Grader, JudgePlan
+from judge.grading import Grader
 from judge.judges.llm import LLMJudge
 from judge.judges.offline import OfflineJudge
+from judge.plan import JudgePlan
 from judge.prompt import neutralize
 from judge.reports import rates
 from judge.rubric import RubricLibrary

@@ -8,8 +8,9 @@ import pytest
 
 from judge.cache import CachePolicy, MemoryCache
 from judge.errors import ErrorKind, JudgeSpecError
-from judge.grading import Grader, JudgePlan
+from judge.grading import Grader
 from judge.judges.base import JudgeRequest
+from judge.plan import JudgePlan
 from judge.rubric import Rubric
 from judge.testing.scripted_judge import Output, ScriptedJudge, constant
 from judge.transcript import Message, Transcript

@@ -9,7 +9,8 @@ import pytest
 
 from judge.cache import CachePolicy, MemoryCache
 from judge.config import Settings
-from judge.grading import Grader, JudgePlan
+from judge.grading import Grader
+from judge.plan import JudgePlan
 from judge.rubric import Rubric, RubricLibrary
 from judge.server.jobs import JobRunner
 from judge.server.judging import GraderPool

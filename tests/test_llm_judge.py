@@ -14,8 +14,9 @@ import redis
 
 from judge.cache import DiskCache, MemoryCache, RedisCache
 from judge.errors import ErrorKind
-from judge.grading import Grader, JudgePlan
+from judge.grading import Grader
 from judge.judges.llm import LLMJudge
+from judge.plan import JudgePlan
 from judge.rubric import Rubric
 from judge.testing.fake_server import FakeJudgeServer, Reply
 from judge.transcript import Transcript

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from judge.grading import Grader, JudgePlan
+from judge.grading import Grader
 from judge.heuristics import classify_flip, extract_answer, find_constraints
 from judge.judges.offline import OfflineJudge
+from judge.plan import JudgePlan
 from judge.rubric import RubricLibrary
 from judge.transcript import Transcript
 from judge.transcript_files import read_transcripts

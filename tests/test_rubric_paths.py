@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from judge.cache import MemoryCache
-from judge.grading import Grader, JudgePlan
+from judge.grading import Grader
 from judge.judges.llm import LLMJudge
+from judge.plan import JudgePlan
 from judge.rubric import RubricLibrary
 from judge.testing.fake_server import FakeJudgeServer, Reply
 from judge.transcript import Subject, Transcript, TranscriptGroup
@@ -268,7 +269,7 @@ async def test_grade_many_groups_transcripts_for_group_rubrics(
 
 
 def test_examples_cite_real_quotes(library: RubricLibrary) -> None:
-    from judge.grading import quote_occurs
+    from judge.assembly import quote_occurs
     from judge.prompt import example_subject
     from judge.verdict import Evidence
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from judge.cache import MemoryCache
-from judge.grading import Grader, JudgePlan
+from judge.grading import Grader
 from judge.judges.llm import LLMJudge
 from judge.judges.transport import HTTPTransport, LitellmTransport, resolve
+from judge.plan import JudgePlan
 from judge.rubric import Rubric
 from judge.testing.fake_server import FakeJudgeServer, Reply
 from judge.transcript import Transcript

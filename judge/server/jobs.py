@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from judge.errors import JudgeError
-from judge.grading import Grader, Summary
+from judge.grading import Grader
 from judge.grouping import Unit, group_units
 from judge.rubric import Rubric, RubricLibrary
 from judge.server.judging import GraderPool
 from judge.server.schemas import GradeCreate, JobPublic, JobSpec, JobState
 from judge.transcript import Transcript
-from judge.verdict import Verdict
+from judge.verdict import Summary, Verdict
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from typing import Any
 from judge.cache import CachePolicy, VerdictCache
 from judge.config import Settings
 from judge.errors import JudgeSpecError
-from judge.grading import Grader, JudgePlan
+from judge.grading import Grader
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
+from judge.plan import JudgePlan
 from judge.server.schemas import JudgeSelection
 from judge.verdict import Verdict
 

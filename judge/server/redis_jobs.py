@@ -17,13 +17,12 @@ from typing import Any
 import redis
 
 from judge.errors import ConflictError, NotFoundError
-from judge.grading import Summary
 from judge.grouping import count_units
 from judge.rubric import Rubric
 from judge.server.jobs import TERMINAL, JobRecord
 from judge.server.schemas import GradeCreate, JobSpec, JobState
 from judge.transcript import Transcript
-from judge.verdict import Verdict
+from judge.verdict import Summary, Verdict
 
 _WRITE_CHUNK = 1000
 

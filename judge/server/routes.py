@@ -20,7 +20,6 @@ from judge.errors import (
     TranscriptError,
     UsageError,
 )
-from judge.grading import Summary
 from judge.grouping import units
 from judge.judges import OFFLINE_MODEL
 from judge.reports import compare, rates
@@ -40,7 +39,7 @@ from judge.server.schemas import (
 )
 from judge.transcript import Transcript
 from judge.transcript_files import parse_record
-from judge.verdict import Verdict
+from judge.verdict import Summary, Verdict
 
 _bearer = HTTPBearer(auto_error=False)
 

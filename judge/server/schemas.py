@@ -6,11 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from judge.assembly import Reducer
 from judge.cache import CachePolicy
-from judge.grading import Summary
 from judge.reports import Comparison, RateRow
-from judge.scoring import Reducer
-from judge.verdict import Verdict
+from judge.verdict import Summary, Verdict
 
 
 class _Request(BaseModel):

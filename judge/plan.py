@@ -1,0 +1,64 @@
+"""Judge plans: which judges grade, with how many samples, reduced how; and the calls a plan
+makes for one (transcript or group, rubric), with their cache keys, listed without making them
+(a dry run counts them; the engine makes them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from judge.assembly import Reducer
+from judge.cache import cache_key
+from judge.errors import JudgeSpecError
+from judge.judges.base import Judge, JudgeRequest, call_groups
+from judge.rubric import Rubric
+from judge.transcript import Subject
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """Which judges grade, how many samples each, and how their results combine."""
+
+    judges: Sequence[Judge]
+    samples: int = 1
+    reducer: Reducer = Reducer.MAJORITY
+
+    def __post_init__(self) -> None:
+        if not self.judges:
+            raise JudgeSpecError("a judge plan needs at least one judge")
+        if self.samples < 1:
+            raise JudgeSpecError(f"samples must be at least 1, not {self.samples}")
+        try:
+            object.__setattr__(self, "reducer", Reducer(self.reducer))
+        except ValueError:
+            choices = ", ".join(Reducer)
+            raise JudgeSpecError(f"unknown reducer '{self.reducer}' (choose {choices})") from None
+
+    def calls(self, subject: Subject, rubric: Rubric) -> list[PlannedCall]:
+        """One call per judge, sample and call group of the rubric, in that order."""
+        requests = [
+            (judge, JudgeRequest(rubric, subject, group, sample))
+            for judge in self.judges
+            for sample in range(self.samples)
+            for group in call_groups(rubric)
+        ]
+        return [PlannedCall(judge, request, _key(judge, request)) for judge, request in requests]
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One judge call a plan makes: who is asked, what, and the call's cache identity."""
+
+    judge: Judge
+    request: JudgeRequest
+    key: str
+
+
+def _key(judge: Judge, request: JudgeRequest) -> str:
+    return cache_key(
+        transcript_hash=request.transcript.content_hash,
+        rubric_hash=request.rubric.content_hash,
+        criteria=request.criterion_names,
+        judge=judge.identity(request),
+        sample=request.sample,
+    )
