@@ -1,4 +1,4 @@
-"""Numbers from judge output: logprob expectations, sampled numbers, and reducing many results.
+"""Numbers from judge output: logprob expectations, sampled numbers, escape words.
 
 Logprob scoring follows the emergent-misalignment method: ask for one token, read the top-20
 logprobs, and take the probability-weighted mean over tokens that are integers on the scale. When
