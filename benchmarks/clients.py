@@ -147,7 +147,11 @@ async def library(
     from judge.cache import DiskCache
     from judge.grading import Grader
     from judge.judges.llm import LLMJudge
-    from judge.plan import JudgePlan
+
+    try:
+        from judge.plan import JudgePlan
+    except ImportError:  # a --baseline revision from before the plan had its own module
+        from judge.grading import JudgePlan  # type: ignore[attr-defined,no-redef]
 
     rubric = RubricLibrary.from_dirs(default_rubric_dir()).get("refusal")
     batch = transcripts(calls, "lib")
@@ -168,8 +172,11 @@ async def library(
         closing = cache.close()  # async since 7b46ad6; the --baseline revision may predate it
         if inspect.isawaitable(closing):
             await closing
-        try:
-            from judge.judges.transport import close_sessions
+        if hasattr(judge, "aclose"):
+            await judge.aclose()
+            return timer.result
+        try:  # a --baseline revision whose sessions were the transport module's
+            from judge.judges.transport import close_sessions  # type: ignore[import-not-found]
         except ImportError:  # a --baseline revision without the HTTP transport
             return timer.result
         await close_sessions()
@@ -210,7 +217,7 @@ def import_footprint() -> dict[str, float]:
     import judge.judges.llm  # noqa: F401
 
     library_mib = rss_mib()
-    from judge.judges.transport import litellm_module
+    from judge.transports import litellm_module
 
     litellm_module()
     return {"library_mib": library_mib, "with_litellm_mib": rss_mib()}

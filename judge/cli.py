@@ -22,13 +22,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from judge.assembly import Reducer
-from judge.cache import CachePolicy, VerdictCache
+from judge.cache import CachePolicy
 from judge.config import Settings
 from judge.datasets import Dataset, Split
 from judge.errors import TranscriptError, UsageError
 from judge.grading import Grader
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
-from judge.judges.transport import close_sessions
 from judge.plan import JudgePlan
 from judge.rubric import Rubric, default_rubric_dir, load_rubric
 from judge.transcript import Transcript
@@ -144,10 +143,9 @@ def grade(
     transcripts, problems = _read_inputs(files)
     for problem in problems:
         stderr.print(f"[red]invalid record[/red] {problem}", highlight=False)
-    verdict_cache = settings.open_cache()
     grader = Grader(
         plan,
-        verdict_cache,
+        settings.open_cache(),
         concurrency=settings.concurrency,
         per_model_concurrency=settings.per_model_concurrency,
         policy=cache,
@@ -156,8 +154,7 @@ def grade(
     try:
         by_rubric, first_error = asyncio.run(
             _closing(
-                verdict_cache,
-                _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet),
+                grader, _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet)
             )
         )
     finally:
@@ -322,9 +319,8 @@ def calibrate(
     settings = _settings(api_base=api_base)
     rubric = settings.rubric_library().get(DATASETS[dataset][1])
     judges = _judges(settings, model)
-    cache = settings.open_cache()
-    grader = Grader(JudgePlan(judges), cache, concurrency=settings.concurrency)
-    verdicts = asyncio.run(_closing(cache, _collect(grader, transcripts, rubric)))
+    grader = Grader(JudgePlan(judges), settings.open_cache(), concurrency=settings.concurrency)
+    verdicts = asyncio.run(_closing(grader, _collect(grader, transcripts, rubric)))
     result = agreement(rubric, verdicts)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
@@ -366,13 +362,10 @@ def calibrate(
         )
 
 
-async def _closing(cache: VerdictCache, work: Awaitable[T]) -> T:
-    """Await the work, then close the cache and HTTP sessions on the same event loop."""
-    try:
+async def _closing(grader: Grader, work: Awaitable[T]) -> T:
+    """Await the work, then close the grader's judges and cache on the same event loop."""
+    async with grader:
         return await work
-    finally:
-        await cache.close()
-        await close_sessions()
 
 
 async def _collect(grader: Grader, transcripts: list[Transcript], rubric: Rubric) -> list[Verdict]:

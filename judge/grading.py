@@ -39,7 +39,11 @@ K = TypeVar("K")
 
 
 class Grader:
-    """Grades with one judge plan and one cache; safe to share across concurrent callers."""
+    """Grades with one judge plan and one cache; safe to share across concurrent callers.
+
+    Use it as an async context manager (``async with Grader(...) as grader:``), or call
+    ``aclose``, to close its judges' connections and its cache when done.
+    """
 
     def __init__(
         self,
@@ -63,6 +67,18 @@ class Grader:
         per_model = per_model_concurrency or concurrency
         self._per_model = {judge.name: asyncio.Semaphore(per_model) for judge in plan.judges}
         self._inflight: dict[str, asyncio.Task[JudgeResult]] = {}
+
+    async def __aenter__(self) -> Grader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the plan's judges and the cache (on the event loop that used them)."""
+        for judge in dict.fromkeys(self.plan.judges):
+            await judge.aclose()
+        await self.cache.close()
 
     async def grade(self, transcript: Subject, rubric: Rubric) -> Verdict:
         """One verdict for one (transcript or group, rubric) pair."""

@@ -28,7 +28,6 @@ from typing import Any
 import pytest
 
 from judge.judges.llm import LLMJudge
-from judge.judges.transport import close_sessions
 from judge.rubric import Rubric, RubricLibrary, default_rubric_dir
 from judge.testing.fake_server import FakeJudgeServer
 from judge.transcript import Transcript
@@ -81,13 +80,6 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         pytest.fail(f"test tried to reach the network: {attempts}")
 
 
-@pytest.fixture(autouse=True)
-async def _close_http_sessions() -> AsyncIterator[None]:
-    """The HTTP transport pools connections per event loop; close them after each test."""
-    yield
-    await close_sessions()
-
-
 @pytest.fixture(scope="session")
 def _server() -> Iterator[FakeJudgeServer]:
     server = FakeJudgeServer().start()
@@ -112,17 +104,24 @@ JudgeFactory = Callable[..., LLMJudge]
 
 
 @pytest.fixture
-def make_judge(fake_server: FakeJudgeServer, force_litellm: bool) -> JudgeFactory:
+async def make_judge(
+    fake_server: FakeJudgeServer, force_litellm: bool
+) -> AsyncIterator[JudgeFactory]:
     """LLM judges for the fake server, on this test's transport; keywords override the call
-    policy (timeout 5 s, 2 retries)."""
+    policy (timeout 5 s, 2 retries). They are closed after the test."""
+    made: list[LLMJudge] = []
 
     def make(**policy: Any) -> LLMJudge:
         settings = {"timeout": 5, "max_retries": 2, "force_litellm": force_litellm, **policy}
-        return LLMJudge(
+        judge = LLMJudge(
             "openai/fake-judge", api_base=fake_server.api_base, api_key="sk-fake", **settings
         )
+        made.append(judge)
+        return judge
 
-    return make
+    yield make
+    for judge in made:
+        await judge.aclose()
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import pytest
 from judge.cache import MemoryCache
 from judge.grading import Grader
 from judge.judges.llm import LLMJudge
-from judge.judges.transport import HTTPTransport, LitellmTransport, resolve
 from judge.plan import JudgePlan
 from judge.rubric import Rubric
 from judge.testing.fake_server import FakeJudgeServer, Reply
 from judge.transcript import Transcript
+from judge.transports import HTTPTransport, LitellmTransport, resolve
 
 
 def structured(label: str) -> Reply:
@@ -68,7 +68,8 @@ async def test_both_transports_give_the_same_verdict(
         )
         transport = await judge.transport()
         assert transport.name == ("litellm" if force_litellm else "http")
-        verdicts.append(await Grader(JudgePlan([judge]), MemoryCache()).grade(single_turn, refusal))
+        async with Grader(JudgePlan([judge]), MemoryCache()) as grader:
+            verdicts.append(await grader.grade(single_turn, refusal))
         bodies = fake_server.requests
     http, via_litellm = (comparable(v) for v in verdicts)
     assert http == via_litellm
@@ -89,7 +90,8 @@ async def test_logprob_scores_match_across_transports(
                 "openai/fake-judge", api_base=fake_server.api_base, api_key="sk-fake",
                 force_litellm=force_litellm,
             )  # fmt: skip
-            verdict = await Grader(JudgePlan([judge])).grade(answer, em)
+            async with Grader(JudgePlan([judge])) as grader:
+                verdict = await grader.grade(answer, em)
             scores.append((verdict.scores, verdict.confidence))
     finally:
         fake_server.responder = FakeJudgeServer().responder

@@ -43,7 +43,8 @@ class Judge(Protocol):
     everything about this judge that changes its output for the request (model, decoding
     parameters, heuristic version); it goes into the cache key, so settings that do not change
     output (timeouts, retries, keys) must stay out. ``judge`` never raises for a failed call: it
-    returns a ``JudgeResult`` whose ``error`` names the kind.
+    returns a ``JudgeResult`` whose ``error`` names the kind. ``aclose`` releases what the judge
+    holds open (connections); its owner calls it.
     """
 
     @property
@@ -52,3 +53,5 @@ class Judge(Protocol):
     def identity(self, request: JudgeRequest) -> dict[str, Any]: ...
 
     async def judge(self, request: JudgeRequest) -> JudgeResult: ...
+
+    async def aclose(self) -> None: ...

@@ -1,9 +1,9 @@
 """The LLM judge: any litellm model string, structured or logprob scoring.
 
-Calls go through a transport (``judge.judges.transport``): a pooled HTTP session for
+Calls go through a transport (``judge.transports``): a pooled HTTP session for
 OpenAI-compatible endpoints, litellm for every other provider (or for all, with
-``force_litellm``). litellm is imported lazily, in a worker thread, on the first call: the offline
-path and the server's start-up never pay its import (several seconds).
+``force_litellm``); ``aclose`` releases it. litellm is imported lazily, in a worker thread, on
+the first call: the offline path and the server's start-up never pay its import (seconds).
 
 Calls carry an explicit timeout; the transports never retry, and tenacity retries rate limits,
 timeouts, connection failures and 5xx replies, waiting as long as a ``Retry-After`` header asks
@@ -26,14 +26,15 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from judge.cost import prices
 from judge.errors import ErrorKind, JudgeCallError
 from judge.heuristics import classify_refusal
 from judge.judges.base import JudgeRequest
-from judge.judges.transport import Completion, Transport, TransportError, prices, resolve
 from judge.parsing import ReplyInvalid, parse_structured
 from judge.prompt import ChatMessages, render_logprob, render_reask, render_structured
 from judge.rubric import Criterion
 from judge.scoring import logprob_expectation, matching_escape, sampled_number
+from judge.transports import Completion, Transport, TransportError, resolve
 from judge.verdict import JudgeResult, VerdictError
 
 
@@ -56,7 +57,7 @@ class _Usage:
 
 
 class LLMJudge:
-    """A judge backed by ``litellm.acompletion``.
+    """A judge on any litellm model string.
 
     ``temperature`` and ``max_tokens`` override the rubric's defaults for structured calls;
     logprob calls always use temperature 0, one output token and the top 20 logprobs. ``rpm``
@@ -88,6 +89,7 @@ class LLMJudge:
         self._limiter = AsyncLimiter(rpm, 60) if rpm else None
         self.force_litellm = force_litellm
         self._transport: Transport | None = None
+        self._resolving = asyncio.Lock()
 
     @property
     def name(self) -> str:
@@ -211,17 +213,26 @@ class LLMJudge:
         )
 
     async def transport(self) -> Transport:
-        """The transport for this model, resolved on first use (litellm's import, in a thread)."""
+        """The transport for this model, resolved on first use (litellm's import, in a thread)
+        and once only, however many calls start together."""
         if self._transport is None:
-            self._transport = await asyncio.to_thread(
-                resolve,
-                self.model,
-                self.api_base,
-                self.api_key,
-                self.timeout,
-                force_litellm=self.force_litellm,
-            )
+            async with self._resolving:
+                if self._transport is None:
+                    self._transport = await asyncio.to_thread(
+                        resolve,
+                        self.model,
+                        self.api_base,
+                        self.api_key,
+                        self.timeout,
+                        force_litellm=self.force_litellm,
+                    )
         return self._transport
+
+    async def aclose(self) -> None:
+        """Release the transport's connections; the judge reconnects if used again."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
 
     async def _complete(self, messages: ChatMessages, usage: _Usage, **params: Any) -> Completion:
         transport = await self.transport()

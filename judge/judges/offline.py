@@ -166,6 +166,9 @@ class OfflineJudge:
     def identity(self, request: JudgeRequest) -> dict[str, Any]:
         return {"model": OFFLINE_MODEL, "heuristics_version": HEURISTICS_VERSION}
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     async def judge(self, request: JudgeRequest) -> JudgeResult:
         heuristic = HEURISTICS.get(request.rubric.id)
         outcome = heuristic(request) if heuristic else "it has no heuristic for it"

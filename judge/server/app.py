@@ -39,7 +39,6 @@ from judge.errors import (
     UsageError,
 )
 from judge.heap import freeze_long_lived
-from judge.judges.transport import close_sessions
 from judge.rubric import RubricLibrary
 from judge.server.jobs import JobRunner, JobStore
 from judge.server.judging import GraderPool
@@ -132,8 +131,8 @@ def create_app(settings: Settings) -> FastAPI:
                     await runner_task
             await dispatch.close()
             store.close()
+            await pool.aclose()
             await cache.close()
-            await close_sessions()
 
     app = FastAPI(
         title="judge",

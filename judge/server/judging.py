@@ -60,6 +60,12 @@ class GraderPool:
                 f"{', '.join(choices)} (GET /v1/judges lists them)"
             )
 
+    async def aclose(self) -> None:
+        """Close every judge the pool built (the cache belongs to whoever opened it)."""
+        judges, self._judges, self._graders = list(self._judges.values()), {}, {}
+        for judge in judges:
+            await judge.aclose()
+
     def _judge(self, name: str) -> Judge:
         if name not in self._judges:
             self._judges[name] = judge_for(self.settings.judge_profile(name))

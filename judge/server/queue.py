@@ -23,7 +23,6 @@ from judge.cache import VerdictCache
 from judge.config import Settings
 from judge.errors import NotFoundError
 from judge.heap import freeze_long_lived
-from judge.judges.transport import close_sessions
 from judge.server.jobs import JobRunner
 from judge.server.judging import GraderPool
 from judge.server.metrics import Metrics
@@ -36,6 +35,7 @@ class WorkerContext(Context, total=False):
     """What a worker's tasks share: its runner, and what to close when it stops."""
 
     runner: JobRunner
+    pool: GraderPool
     cache: VerdictCache
     store: RedisJobStore
 
@@ -123,15 +123,15 @@ async def run_worker(settings: Settings) -> None:
         pool = GraderPool(settings, cache, on_verdict=metrics.observe_verdict)
         if settings.worker_metrics_port is not None:
             start_http_server(settings.worker_metrics_port, registry=metrics.registry)
-        ctx["cache"], ctx["store"] = cache, store
+        ctx["cache"], ctx["store"], ctx["pool"] = cache, store, pool
         ctx["runner"] = JobRunner(store, pool, library, lease_seconds=settings.job_lease_seconds)
         freeze_long_lived()
         logger.info("worker ready: %d rubrics, cache %s", len(library), type(cache).__name__)
 
     async def shutdown(ctx: WorkerContext) -> None:
         ctx["store"].close()
+        await ctx["pool"].aclose()
         await ctx["cache"].close()
-        await close_sessions()
 
     worker = Worker(
         queue,

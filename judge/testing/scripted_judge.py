@@ -17,7 +17,8 @@ Output = dict[str, str | float] | ErrorKind | str
 
 class ScriptedJudge:
     """Answers each call with ``script(request)``; ``calls`` lists the requests in order and
-    ``peak_in_flight`` is the most calls it was ever answering at once."""
+    ``peak_in_flight`` is the most calls it was ever answering at once; ``closed`` counts
+    ``aclose`` calls."""
 
     def __init__(
         self,
@@ -32,6 +33,7 @@ class ScriptedJudge:
         self.calls: list[JudgeRequest] = []
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.closed = 0
 
     @property
     def name(self) -> str:
@@ -39,6 +41,9 @@ class ScriptedJudge:
 
     def identity(self, request: JudgeRequest) -> dict[str, Any]:
         return {"model": self._name}
+
+    async def aclose(self) -> None:
+        self.closed += 1
 
     async def judge(self, request: JudgeRequest) -> JudgeResult:
         self.calls.append(request)

@@ -1,0 +1,53 @@
+"""What every transport returns and raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from judge.errors import ErrorKind
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a judge call returned, whichever transport carried it."""
+
+    content: str
+    refusal: str | None
+    finish_reason: str | None
+    top_logprobs: list[tuple[str, float]] | None
+    input_tokens: int
+    output_tokens: int
+
+
+class TransportError(Exception):
+    """A failed call: its verdict error kind, whether a retry may help, and how long the
+    provider asked us to wait (``Retry-After``)."""
+
+    def __init__(
+        self, kind: ErrorKind, message: str, *, transient: bool, retry_after: float | None = None
+    ):
+        self.kind = kind
+        self.transient = transient
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class Transport(Protocol):
+    """Sends one chat completion request; ``aclose`` releases its connections."""
+
+    name: str
+
+    async def complete(
+        self, messages: list[dict[str, str]], params: dict[str, Any]
+    ) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds, when it is a number."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

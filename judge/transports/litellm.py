@@ -1,0 +1,126 @@
+"""Any provider litellm knows, through ``litellm.acompletion``; and ``resolve``, litellm's say in
+which transport a model string gets. The only module that imports litellm (lazily: its import
+takes seconds and 150 MiB, which the offline path never pays)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from judge.errors import ErrorKind
+from judge.heap import freeze_long_lived
+from judge.transports.base import Completion, Transport, TransportError, parse_retry_after
+from judge.transports.http import HTTPTransport
+
+
+@cache
+def litellm_module() -> Any:
+    """litellm, imported once with its network lookups switched off."""
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    freeze_long_lived()  # its import is most of the process's objects; collections skip them
+    return litellm
+
+
+class LitellmTransport:
+    """Any provider litellm knows, through ``litellm.acompletion``."""
+
+    name = "litellm"
+
+    def __init__(self, model: str, api_base: str | None, api_key: str | None, timeout: float):
+        self.model = model
+        self.api_base = api_base
+        self.api_key = api_key
+        self.timeout = timeout
+
+    async def aclose(self) -> None:
+        """Nothing to close: litellm keeps its clients for the process."""
+
+    async def complete(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
+        litellm = litellm_module()
+        try:
+            response = await litellm.acompletion(
+                model=self.model,
+                messages=messages,
+                api_base=self.api_base,
+                api_key=self.api_key,
+                timeout=self.timeout,
+                max_retries=0,  # the OpenAI SDK's own retries; litellm's are off by default
+                drop_params=True,
+                **params,
+            )
+        except Exception as exc:
+            raise _classify_litellm(litellm, exc) from exc
+        choice = response.choices[0]
+        logprobs = getattr(choice, "logprobs", None)
+        content = getattr(logprobs, "content", None) if logprobs is not None else None
+        usage = getattr(response, "usage", None)
+        return Completion(
+            content=choice.message.content or "",
+            refusal=getattr(choice.message, "refusal", None),
+            finish_reason=choice.finish_reason,
+            top_logprobs=(
+                [(item.token, item.logprob) for item in content[0].top_logprobs or []]
+                if content
+                else None
+            ),
+            input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        )
+
+
+def _classify_litellm(litellm: Any, exc: Exception) -> TransportError:
+    message = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(
+        getattr(exc, "response", None), "headers", None
+    )
+    retry_after = parse_retry_after(headers.get("retry-after") if headers is not None else None)
+    if isinstance(exc, litellm.RateLimitError):
+        return TransportError(
+            ErrorKind.RATE_LIMITED, message, transient=True, retry_after=retry_after
+        )
+    if isinstance(exc, litellm.Timeout):
+        return TransportError(ErrorKind.TIMEOUT, message, transient=True)
+    if isinstance(exc, litellm.ContentPolicyViolationError):
+        return TransportError(ErrorKind.JUDGE_REFUSED, message, transient=False)
+    transient = isinstance(
+        exc,
+        litellm.APIConnectionError | litellm.InternalServerError | litellm.ServiceUnavailableError,
+    )
+    return TransportError(ErrorKind.PROVIDER, message, transient=transient, retry_after=retry_after)
+
+
+OPENAI_COMPATIBLE = frozenset({"openai", "hosted_vllm", "openai_like", "custom_openai"})
+"""litellm providers whose wire format is the OpenAI chat API."""
+
+
+def resolve(
+    model: str, api_base: str | None, api_key: str | None, timeout: float, *, force_litellm: bool
+) -> Transport:
+    """The transport for a model string: the HTTP one where litellm resolves it to an
+    OpenAI-compatible endpoint with a known address, litellm otherwise (or when forced)."""
+    litellm = litellm_module()  # callers run this in a worker thread: the import takes seconds
+    if force_litellm:
+        return LitellmTransport(model, api_base, api_key, timeout)
+    try:
+        name, provider, dynamic_key, dynamic_base = litellm.get_llm_provider(
+            model=model, api_base=api_base, api_key=api_key
+        )
+    except Exception:
+        return LitellmTransport(model, api_base, api_key, timeout)
+    base = (
+        api_base or dynamic_base or ("https://api.openai.com/v1" if provider == "openai" else None)
+    )
+    if provider not in OPENAI_COMPATIBLE or base is None:
+        return LitellmTransport(model, api_base, api_key, timeout)
+    key = (
+        api_key
+        or dynamic_key
+        or (os.environ.get("OPENAI_API_KEY") if provider == "openai" else None)
+    )
+    return HTTPTransport(name, base, key, timeout)
