@@ -381,7 +381,7 @@ def serve(
     """Run the HTTP service (configured by JUDGE_* variables and JUDGE_CONFIG); docs at /docs."""
     import uvicorn
 
-    from judge.server.app import LOG_CONFIG
+    from judge.logs import LOG_CONFIG
 
     _load_settings().rubric_library()  # refuse to start on a bad configuration, with its reason
     uvicorn.run(
@@ -401,8 +401,8 @@ def worker() -> None:
     replicas that share the same Redis). Stops on SIGINT/SIGTERM; an unfinished job is re-queued."""
     import logging.config
 
-    from judge.server.app import LOG_CONFIG
-    from judge.server.queue import run_worker
+    from judge.jobs.queue import run_worker
+    from judge.logs import LOG_CONFIG
 
     settings = _load_settings()
     if settings.queue_url is None:

@@ -10,12 +10,12 @@ import pytest
 from judge.cache import CachePolicy, MemoryCache
 from judge.config import Settings
 from judge.grading import Grader
+from judge.jobs.runner import JobRunner
+from judge.jobs.sqlite_store import SqliteJobStore
+from judge.jobs.store import JobSpec
 from judge.plan import JudgePlan
 from judge.rubric import Rubric, RubricLibrary
-from judge.server.jobs import JobRunner
-from judge.server.judging import GraderPool
-from judge.server.schemas import GradeCreate, JudgeSelection
-from judge.server.sqlite_jobs import SqliteJobStore
+from judge.selection import GraderPool, JudgeSelection
 from judge.testing.scripted_judge import ScriptedJudge, constant
 from judge.transcript import Transcript
 from judge.verdict import Verdict
@@ -41,7 +41,7 @@ async def test_calls_keep_flowing_across_the_chunks_a_job_is_read_in(
     grader = Grader(JudgePlan([judge]), MemoryCache(), concurrency=4)
     store = SqliteJobStore(tmp_path / "jobs.sqlite3")
     transcripts = [Transcript.from_prompt(f"q{i}", f"a{i}", id=f"t{i}") for i in range(10)]
-    spec = GradeCreate(rubrics=["refusal"], transcripts=[{"prompt": "q", "response": "a"}])
+    spec = JobSpec(rubrics=["refusal"])
     job, _ = store.create(spec, transcripts, [refusal], request_hash="h", idempotency_key=None)
     runner = JobRunner(store, ScriptedPool(grader), library, lease_seconds=30, chunk_size=3)
 
@@ -73,7 +73,7 @@ async def test_a_store_outage_leaves_the_job_to_be_resumed_not_failed(
     grader = Grader(JudgePlan([judge]), MemoryCache(), concurrency=2)
     store = FlakyStore(tmp_path / "jobs.sqlite3")
     transcripts = [Transcript.from_prompt(f"q{i}", f"a{i}", id=f"t{i}") for i in range(3)]
-    spec = GradeCreate(rubrics=["refusal"], transcripts=[{"prompt": "q", "response": "a"}])
+    spec = JobSpec(rubrics=["refusal"])
     job, _ = store.create(spec, transcripts, [refusal], request_hash="h", idempotency_key=None)
     runner = JobRunner(store, ScriptedPool(grader), library, lease_seconds=30)
 

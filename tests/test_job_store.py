@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from judge.errors import ConflictError, NotFoundError
+from judge.jobs.redis_store import RedisJobStore
+from judge.jobs.sqlite_store import SqliteJobStore
+from judge.jobs.store import JobSpec, JobState, JobStore
 from judge.rubric import Rubric
-from judge.server.jobs import JobStore
-from judge.server.redis_jobs import RedisJobStore
-from judge.server.schemas import GradeCreate
-from judge.server.sqlite_jobs import SqliteJobStore
 from judge.transcript import Transcript
 from judge.verdict import RubricRef, Status, Verdict
 
@@ -37,7 +36,7 @@ TRANSCRIPTS = [Transcript.from_prompt(f"question {i}", f"answer {i}", id=f"t{i}"
 def _create(
     store: JobStore, refusal: Rubric, *, key: str | None = None, request_hash: str = "h1"
 ) -> tuple[str, bool]:
-    spec = GradeCreate(rubrics=["refusal"], transcripts=[{"prompt": "x", "response": "y"}])
+    spec = JobSpec(rubrics=["refusal"])
     job, created = store.create(
         spec, TRANSCRIPTS, [refusal], request_hash=request_hash, idempotency_key=key
     )
@@ -108,9 +107,9 @@ def test_verdicts_are_stored_once_per_pair_in_arrival_order(
 def test_finishing_and_cancelling_end_the_lease(store: JobStore, refusal: Rubric) -> None:
     done, _ = _create(store, refusal)
     store.claim_job(done, "a", 30)
-    store.finish(done, "b", "succeeded")  # not the holder: nothing happens
+    store.finish(done, "b", JobState.SUCCEEDED)  # not the holder: nothing happens
     assert store.get(done).state == "running"
-    store.finish(done, "a", "failed", "the judge is gone")
+    store.finish(done, "a", JobState.FAILED, "the judge is gone")
     assert (store.get(done).state, store.get(done).error) == ("failed", "the judge is gone")
     assert store.claim_job(done, "b", 30) is None
     assert store.cancel(done).state == "failed"  # a finished job stays finished

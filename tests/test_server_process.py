@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from judge.server.sqlite_jobs import SqliteJobStore
+from judge.jobs.sqlite_store import SqliteJobStore
 from judge.testing.fake_server import FakeJudgeServer
 from tests.processes import JudgeProcess
 

@@ -15,7 +15,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,9 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from judge.cache import VerdictCache
 from judge.config import Settings
 from judge.errors import (
     AuthenticationError,
@@ -39,13 +36,17 @@ from judge.errors import (
     UsageError,
 )
 from judge.heap import freeze_long_lived
-from judge.rubric import RubricLibrary
-from judge.server.jobs import JobRunner, JobStore
-from judge.server.judging import GraderPool
-from judge.server.metrics import Metrics
-from judge.server.queue import JobDispatch, LocalDispatch, QueueDispatch
-from judge.server.redis_jobs import RedisJobStore
-from judge.server.sqlite_jobs import SqliteJobStore
+from judge.jobs.dispatch import JobDispatch, LocalDispatch
+from judge.jobs.queue import QueueDispatch
+from judge.jobs.redis_store import RedisJobStore
+from judge.jobs.runner import JobRunner
+from judge.jobs.sqlite_store import SqliteJobStore
+from judge.jobs.store import JobStore
+from judge.metrics import Metrics
+from judge.selection import GraderPool
+from judge.server.body_limit import BodyLimit
+from judge.server.routes import router
+from judge.server.state import ServerState, problem
 
 access_log = logging.getLogger("judge.access")
 logger = logging.getLogger(__name__)
@@ -63,45 +64,8 @@ _STATUS: list[tuple[type[Exception], int]] = [
 """Exception -> HTTP status, first match wins. Anything else is a 500 (and a bug)."""
 
 
-@dataclass
-class ServerState:
-    """What the routes need, built once per app in its lifespan."""
-
-    settings: Settings
-    library: RubricLibrary
-    cache: VerdictCache
-    store: JobStore
-    pool: GraderPool
-    dispatch: JobDispatch
-    metrics: Metrics
-
-
-def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
-    """A problem-details response."""
-    titles = {
-        400: "Bad Request",
-        401: "Unauthorized",
-        404: "Not Found",
-        409: "Conflict",
-        413: "Content Too Large",
-        422: "Unprocessable Content",
-        500: "Internal Server Error",
-        503: "Service Unavailable",
-    }
-    body = {
-        "type": "about:blank",
-        "title": titles.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
 def create_app(settings: Settings) -> FastAPI:
     """A ready-to-serve app for these settings."""
-    from judge.server.routes import router
-
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -155,27 +119,6 @@ def create_app(settings: Settings) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app for ``JUDGE_*`` settings: the factory ``judge serve`` hands to uvicorn."""
     return create_app(Settings())
-
-
-LOG_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-        }
-    },
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
-    "loggers": {
-        "judge": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "saq": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "uvicorn.access": {"handlers": [], "propagate": False},
-    },
-}
-"""Structured (JSON) logs for ``judge serve``; judge's own access log replaces uvicorn's, since
-it carries the request id."""
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -243,46 +186,3 @@ def _access_middleware(
         return response
 
     return middleware
-
-
-class BodyLimit:
-    """Refuse request bodies over the limit for their path (413), before they are read whole."""
-
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]):
-        self.app = app
-        self.limit_for = limit_for
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.limit_for(scope["path"])
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _send_too_large(send, limit)
-            return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise TooLargeError(_too_large(limit))
-            return message
-
-        await self.app(scope, counting_receive, send)
-
-
-def _too_large(limit: int) -> str:
-    return (
-        f"request body over {limit} bytes; send fewer transcripts per request, or use "
-        "POST /v1/jobs for large batches"
-    )
-
-
-async def _send_too_large(send: Send, limit: int) -> None:
-    response = problem(413, _too_large(limit))
-    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})

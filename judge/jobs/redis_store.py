@@ -18,9 +18,8 @@ import redis
 
 from judge.errors import ConflictError, NotFoundError
 from judge.grouping import count_units
+from judge.jobs.store import TERMINAL, JobRecord, JobSpec, JobState
 from judge.rubric import Rubric
-from judge.server.jobs import TERMINAL, JobRecord
-from judge.server.schemas import GradeCreate, JobSpec, JobState
 from judge.transcript import Transcript
 from judge.verdict import Summary, Verdict
 
@@ -43,7 +42,7 @@ class RedisJobStore:
 
     def create(
         self,
-        spec: GradeCreate,
+        spec: JobSpec,
         transcripts: list[Transcript],
         rubrics: list[Rubric],
         *,
@@ -66,12 +65,11 @@ class RedisJobStore:
         for start in range(0, len(records), _WRITE_CHUNK):
             self._redis.rpush(f"{key}:transcripts", *records[start : start + _WRITE_CHUNK])
         now = time.time()
-        stored_spec = JobSpec.model_validate(spec.model_dump(exclude={"transcripts"}))
         self._redis.hset(
             key,
             mapping={
-                "state": "queued",
-                "spec": stored_spec.model_dump_json(),
+                "state": JobState.QUEUED,
+                "spec": spec.model_dump_json(),
                 "total": count_units(transcripts, rubrics),
                 "summary": Summary().model_dump_json(),
                 "error": "",
@@ -118,7 +116,7 @@ class RedisJobStore:
             pipe.hset(
                 key,
                 mapping={
-                    "state": "running",
+                    "state": JobState.RUNNING,
                     "lease_owner": owner,
                     "lease_until": now + lease_seconds,
                     "updated_at": now,
@@ -131,7 +129,7 @@ class RedisJobStore:
 
     def _holds(self, pipe: Any, key: str, owner: str) -> bool:
         state, lease_owner = pipe.hmget(key, "state", "lease_owner")
-        return bool(state == "running" and lease_owner == owner)
+        return bool(state == JobState.RUNNING and lease_owner == owner)
 
     def renew(self, job_id: str, owner: str, lease_seconds: float) -> bool:
         """Extend the lease; False when the job was cancelled or another runner took it."""
@@ -200,7 +198,7 @@ class RedisJobStore:
             if _record(job_id, pipe.hgetall(key)).state in TERMINAL:
                 return
             pipe.multi()
-            pipe.hset(key, mapping=_released("cancelled", None))
+            pipe.hset(key, mapping=_released(JobState.CANCELLED, None))
 
         self._redis.transaction(cancel, key)
         return self.get(job_id)
@@ -239,7 +237,7 @@ def _record(job_id: str, fields: dict[str, str]) -> JobRecord:
     spec = JobSpec.model_validate_json(fields["spec"])
     return JobRecord(
         id=job_id,
-        state=fields["state"],  # type: ignore[arg-type]  # written only from JobState values
+        state=JobState(fields["state"]),
         spec=spec,
         rubrics=spec.rubrics,
         total=int(fields["total"]),

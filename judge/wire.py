@@ -1,13 +1,13 @@
-"""Request and response bodies of the HTTP API, named by role."""
+"""Request and response bodies of the HTTP API, named by role (``...Create`` in, ``...Public``
+out): shared by the server and its clients, so this module imports neither FastAPI nor Redis."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from judge.assembly import Reducer
-from judge.cache import CachePolicy
+from judge.jobs.store import JobRecord, JobSpec, JobState
 from judge.reports import Comparison, RateRow
 from judge.verdict import Summary, Verdict
 
@@ -16,35 +16,14 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class JudgeSelection(_Request):
-    """Which judge grades: a configured profile, or models from profiles and the allow-list.
-
-    There is deliberately no ``api_base`` or key here: a caller can never aim the server's
-    credentials at a URL of its choosing.
-    """
-
-    profile: str | None = Field(default=None, description="A configured judge profile.")
-    models: list[str] | None = Field(
-        default=None,
-        min_length=1,
-        description="Profile names or allow-listed model strings, graded as an ensemble.",
-    )
-    samples: int = Field(default=1, ge=1, le=20)
-    reducer: Reducer = Reducer.MAJORITY
-
-
-class JobSpec(_Request):
-    """What to grade with: rubric ids, a judge, a cache policy."""
-
-    rubrics: list[str] = Field(min_length=1)
-    judge: JudgeSelection = JudgeSelection()
-    cache: CachePolicy = CachePolicy.USE
-
-
 class GradeCreate(JobSpec):
     """A batch to grade: transcript records (chat or prompt/response format) and how to grade."""
 
     transcripts: list[dict[str, Any]] = Field(min_length=1)
+
+    def spec(self) -> JobSpec:
+        """How to grade, without the transcripts (what a job stores beside them)."""
+        return JobSpec.model_validate(self.model_dump(exclude={"transcripts"}))
 
 
 class GradePublic(BaseModel):
@@ -52,9 +31,6 @@ class GradePublic(BaseModel):
 
     verdicts: list[Verdict]
     summary: Summary
-
-
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 class JobPublic(BaseModel):
@@ -69,6 +45,20 @@ class JobPublic(BaseModel):
     summary: Summary
     error: str | None = None
     verdicts_url: str
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobPublic:
+        return cls(
+            id=job.id,
+            state=job.state,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            rubrics=job.rubrics,
+            total=job.total,
+            summary=job.summary,
+            error=job.error,
+            verdicts_url=f"/v1/jobs/{job.id}/verdicts",
+        )
 
 
 class RubricSummary(BaseModel):

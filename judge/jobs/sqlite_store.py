@@ -13,9 +13,8 @@ from pathlib import Path
 
 from judge.errors import ConflictError, NotFoundError
 from judge.grouping import count_units
+from judge.jobs.store import TERMINAL, JobRecord, JobSpec, JobState
 from judge.rubric import Rubric
-from judge.server.jobs import TERMINAL, JobRecord
-from judge.server.schemas import GradeCreate, JobSpec, JobState
 from judge.transcript import Transcript
 from judge.verdict import Summary, Verdict
 
@@ -86,7 +85,7 @@ class SqliteJobStore:
 
     def create(
         self,
-        spec: GradeCreate,
+        spec: JobSpec,
         transcripts: list[Transcript],
         rubrics: list[Rubric],
         *,
@@ -109,7 +108,6 @@ class SqliteJobStore:
                     return self._get(db, row[0]), False
             job_id = uuid.uuid4().hex
             now = time.time()
-            stored_spec = JobSpec.model_validate(spec.model_dump(exclude={"transcripts"}))
             db.execute(
                 "INSERT INTO jobs (id, idempotency_key, request_hash, state, spec, rubrics, total,"
                 " summary, created_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
@@ -117,7 +115,7 @@ class SqliteJobStore:
                     job_id,
                     idempotency_key,
                     request_hash,
-                    stored_spec.model_dump_json(),
+                    spec.model_dump_json(),
                     json.dumps(spec.rubrics),
                     count_units(transcripts, rubrics),
                     Summary().model_dump_json(),
@@ -144,7 +142,7 @@ class SqliteJobStore:
             raise NotFoundError(f"no job '{job_id}'")
         return JobRecord(
             id=row[0],
-            state=row[1],
+            state=JobState(row[1]),
             spec=JobSpec.model_validate_json(row[2]),
             rubrics=json.loads(row[3]),
             total=row[4],

@@ -1,4 +1,5 @@
-"""From a request's judge selection to a shared ``Grader``.
+"""Judge selections: which judges a request or job asks for, and the pool that turns a selection
+into a shared ``Grader``.
 
 Graders are cached per (selection, cache policy), and judges per profile or model, so every request
 that uses the same judge shares its single-flight table, concurrency limits and rate limiter.
@@ -9,14 +10,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from judge.assembly import Reducer
 from judge.cache import CachePolicy, VerdictCache
 from judge.config import Settings
 from judge.errors import JudgeSpecError
 from judge.grading import Grader
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
 from judge.plan import JudgePlan
-from judge.server.schemas import JudgeSelection
 from judge.verdict import Verdict
+
+
+class JudgeSelection(BaseModel):
+    """Which judge grades: a configured profile, or models from profiles and the allow-list.
+
+    There is deliberately no ``api_base`` or key here: a caller can never aim the server's
+    credentials at a URL of its choosing.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str | None = Field(default=None, description="A configured judge profile.")
+    models: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Profile names or allow-listed model strings, graded as an ensemble.",
+    )
+    samples: int = Field(default=1, ge=1, le=20)
+    reducer: Reducer = Reducer.MAJORITY
 
 
 class GraderPool:

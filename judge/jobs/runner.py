@@ -1,15 +1,8 @@
-"""Durable batch jobs: the store contract, and a runner that leases jobs and grades them.
+"""The job runner: leases jobs and grades the pairs without a stored verdict.
 
-Every (transcript, rubric) pair of a job has a number, ``pair = transcript_index * n_rubrics +
-rubric_index``. A verdict is stored once per pair and gets the next *position* in the job's output,
-so a client that has read N verdicts resumes with ``cursor=N`` and receives each verdict exactly
-once. A runner holds a job under a lease it renews while it works; when its process dies, the lease
-runs out and another runner takes the job over, grades only the pairs without a stored verdict,
-and finds every judge call that had already finished in the verdict cache.
-
-Two stores keep that contract: ``SqliteJobStore`` (one server; its runner polls the store) and
-``RedisJobStore`` (replicas; ``judge worker`` processes take jobs from a queue: see
-``judge.server.queue``).
+A runner holds a job under a lease it renews while it works; when its process dies, the lease runs
+out and another runner takes the job over, grades only the pairs without a stored verdict, and
+finds every judge call that had already finished in the verdict cache.
 """
 
 from __future__ import annotations
@@ -20,107 +13,16 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from typing import Protocol
 
 from judge.errors import JudgeError
 from judge.grading import Grader
 from judge.grouping import Unit, group_units
+from judge.jobs.store import TERMINAL, JobRecord, JobState, JobStore, PollingJobStore
 from judge.rubric import Rubric, RubricLibrary
-from judge.server.judging import GraderPool
-from judge.server.schemas import GradeCreate, JobPublic, JobSpec, JobState
-from judge.transcript import Transcript
-from judge.verdict import Summary, Verdict
+from judge.selection import GraderPool
+from judge.verdict import Verdict
 
 logger = logging.getLogger(__name__)
-
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """A job row."""
-
-    id: str
-    state: JobState
-    spec: JobSpec
-    rubrics: list[str]
-    total: int
-    summary: Summary
-    error: str | None
-    created_at: float
-    updated_at: float
-
-    def public(self) -> JobPublic:
-        return JobPublic(
-            id=self.id,
-            state=self.state,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            rubrics=self.rubrics,
-            total=self.total,
-            summary=self.summary,
-            error=self.error,
-            verdicts_url=f"/v1/jobs/{self.id}/verdicts",
-        )
-
-
-class JobStore(Protocol):
-    """Where jobs, their transcripts and their verdicts live. Methods are synchronous (call them
-    in a thread); every write that depends on a lease checks it in the same transaction."""
-
-    outages: tuple[type[Exception], ...]
-    """Errors that mean the store is unreachable for now: a job they interrupt is left as it is
-    (to be resumed), not failed."""
-
-    def create(
-        self,
-        spec: GradeCreate,
-        transcripts: list[Transcript],
-        rubrics: list[Rubric],
-        *,
-        request_hash: str,
-        idempotency_key: str | None,
-    ) -> tuple[JobRecord, bool]:
-        """Store a new job (True), or return the job an earlier request with this key made."""
-        ...
-
-    def get(self, job_id: str) -> JobRecord: ...
-
-    def claim_job(self, job_id: str, owner: str, lease_seconds: float) -> JobRecord | None:
-        """Lease this job, unless it is finished or another runner's lease is still running."""
-        ...
-
-    def renew(self, job_id: str, owner: str, lease_seconds: float) -> bool: ...
-
-    def finished_pairs(self, job_id: str) -> set[int]: ...
-
-    def transcripts(self, job_id: str, start: int, limit: int) -> list[tuple[int, Transcript]]: ...
-
-    def add_verdicts(self, job_id: str, owner: str, verdicts: list[tuple[int, Verdict]]) -> bool:
-        """Store verdicts (each pair once) and count them; False, storing nothing, when this
-        runner no longer holds the job."""
-        ...
-
-    def finish(
-        self, job_id: str, owner: str, state: JobState, error: str | None = None
-    ) -> None: ...
-
-    def cancel(self, job_id: str) -> JobRecord: ...
-
-    def verdict_lines(self, job_id: str, cursor: int, limit: int) -> list[str]:
-        """Stored verdicts from position ``cursor`` on, as JSON text, in output order."""
-        ...
-
-    def ping(self) -> bool: ...
-
-    def close(self) -> None: ...
-
-
-class PollingJobStore(JobStore, Protocol):
-    """A store that also hands out the oldest unclaimed job (a single server's runner polls it)."""
-
-    def claim(self, owner: str, lease_seconds: float) -> JobRecord | None: ...
 
 
 class JobRunner:
@@ -186,7 +88,9 @@ class JobRunner:
             raise  # not the job's fault: it stays running under a lease that runs out
         except Exception as exc:  # record it on the job; never kill the runner
             logger.exception("job %s failed", job.id)
-            await asyncio.to_thread(self.store.finish, job.id, self.owner, "failed", str(exc))
+            await asyncio.to_thread(
+                self.store.finish, job.id, self.owner, JobState.FAILED, str(exc)
+            )
         self._notify()
 
     def _notify(self) -> None:
@@ -198,7 +102,9 @@ class JobRunner:
             rubrics = [self.library.get(rubric_id) for rubric_id in job.rubrics]
             grader = self.pool.grader(job.spec.judge, job.spec.cache)
         except JudgeError as exc:  # the server's configuration changed under a queued job
-            await asyncio.to_thread(self.store.finish, job.id, self.owner, "failed", str(exc))
+            await asyncio.to_thread(
+                self.store.finish, job.id, self.owner, JobState.FAILED, str(exc)
+            )
             return
         done = await asyncio.to_thread(self.store.finished_pairs, job.id)
         singles = [r for r in rubrics if not r.is_group]
@@ -215,7 +121,7 @@ class JobRunner:
                 return
         if not await writer.close():
             return
-        await asyncio.to_thread(self.store.finish, job.id, self.owner, "succeeded")
+        await asyncio.to_thread(self.store.finish, job.id, self.owner, JobState.SUCCEEDED)
 
     async def _units(
         self, job_id: str, singles: list[Rubric], done: set[int]

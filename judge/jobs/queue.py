@@ -1,8 +1,6 @@
-"""How a submitted job reaches a runner.
-
-On a single server the app's own runner polls the SQLite store (``LocalDispatch``). Scaled out
-(``queue_url`` set), the API only enqueues the job's id on a saq queue in Redis and ``judge
-worker`` processes take it (``QueueDispatch``, ``run_worker``). saq gives what a long job needs:
+"""The job queue of a scaled-out deployment (``queue_url`` set): the API only enqueues the job's
+id on a saq queue in Redis (``QueueDispatch``) and ``judge worker`` processes take it
+(``run_worker``). saq gives what a long job needs:
 no run-time limit, a heartbeat, and a sweep that re-enqueues the job of a worker that stopped
 beating, where the next worker resumes it (the job store's lease keeps two from grading it at once).
 """
@@ -12,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
 
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
@@ -23,10 +20,10 @@ from judge.cache import VerdictCache
 from judge.config import Settings
 from judge.errors import NotFoundError
 from judge.heap import freeze_long_lived
-from judge.server.jobs import JobRunner
-from judge.server.judging import GraderPool
-from judge.server.metrics import Metrics
-from judge.server.redis_jobs import RedisJobStore
+from judge.jobs.redis_store import RedisJobStore
+from judge.jobs.runner import JobRunner
+from judge.metrics import Metrics
+from judge.selection import GraderPool
 
 logger = logging.getLogger(__name__)
 
@@ -42,38 +39,6 @@ class WorkerContext(Context, total=False):
 
 QUEUE_NAME = "judge-jobs"
 GRADE_JOB = "grade_job"
-
-
-class JobDispatch(Protocol):
-    """Hands submitted jobs to runners and tells streams when verdicts may have arrived."""
-
-    poll_seconds: float
-
-    async def submitted(self, job_id: str) -> None: ...
-
-    def progress(self) -> asyncio.Event:
-        """An event set at the next progress in this process (streams also poll)."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class LocalDispatch:
-    """The server's own runner grades every job."""
-
-    poll_seconds = 1.0
-
-    def __init__(self, runner: JobRunner):
-        self.runner = runner
-
-    async def submitted(self, job_id: str) -> None:
-        self.runner.wake()
-
-    def progress(self) -> asyncio.Event:
-        return self.runner.progress
-
-    async def close(self) -> None:
-        pass
 
 
 class QueueDispatch:

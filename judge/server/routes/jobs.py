@@ -1,0 +1,104 @@
+"""Batch jobs: submit, look at, cancel, and stream verdicts (resumable by cursor)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
+
+from judge.errors import TooLargeError
+from judge.jobs.store import TERMINAL
+from judge.server.dependencies import State
+from judge.server.intake import parse_transcripts, rubrics_for
+from judge.server.state import ServerState
+from judge.wire import GradeCreate, JobPublic
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.post("/v1/jobs", status_code=202)
+async def create_job(
+    body: GradeCreate,
+    state: State,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobPublic:
+    """Queue a batch of any size; poll it, stream its verdicts, or cancel it."""
+    pairs = len(body.transcripts) * len(dict.fromkeys(body.rubrics))
+    if pairs > state.settings.max_job_pairs:
+        raise TooLargeError(
+            f"{pairs} (transcript, rubric) pairs; a job takes at most "
+            f"{state.settings.max_job_pairs}: split the batch into several jobs"
+        )
+    body = body.model_copy(update={"rubrics": list(dict.fromkeys(body.rubrics))})
+    rubrics = rubrics_for(state, body.rubrics)
+    state.pool.names(body.judge)
+    transcripts = parse_transcripts(body.transcripts, state.settings.max_transcript_chars)
+    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    job, created = await asyncio.to_thread(
+        state.store.create,
+        body.spec(),
+        transcripts,
+        rubrics,
+        request_hash=request_hash,
+        idempotency_key=idempotency_key,
+    )
+    if job.state not in TERMINAL:
+        await state.dispatch.submitted(job.id)
+    response.headers["location"] = f"/v1/jobs/{job.id}"
+    if not created:
+        response.headers["idempotent-replayed"] = "true"
+    return JobPublic.of(job)
+
+
+@router.get("/v1/jobs/{job_id}")
+async def get_job(job_id: str, state: State) -> JobPublic:
+    """State, counts by status and error kind, calls made and cost so far."""
+    return JobPublic.of(await asyncio.to_thread(state.store.get, job_id))
+
+
+@router.delete("/v1/jobs/{job_id}")
+async def cancel_job(job_id: str, state: State) -> JobPublic:
+    """Cancel a job; verdicts already stored stay available."""
+    return JobPublic.of(await asyncio.to_thread(state.store.cancel, job_id))
+
+
+@router.get(
+    "/v1/jobs/{job_id}/verdicts",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+async def job_verdicts(
+    job_id: str,
+    state: State,
+    cursor: Annotated[int, Query(ge=0, description="Verdicts already received.")] = 0,
+    follow: Annotated[bool, Query(description="Keep streaming until the job ends.")] = True,
+) -> StreamingResponse:
+    """Verdicts as NDJSON, one per line, in a fixed order. A client that has received N lines
+    resumes with ``cursor=N`` and gets every verdict exactly once."""
+    await asyncio.to_thread(state.store.get, job_id)  # 404 before the stream starts
+    return StreamingResponse(
+        _stream(state, job_id, cursor, follow),
+        media_type="application/x-ndjson",
+        headers={"x-cursor-start": str(cursor)},
+    )
+
+
+async def _stream(state: ServerState, job_id: str, cursor: int, follow: bool) -> AsyncIterator[str]:
+    while True:
+        progress = state.dispatch.progress()
+        lines = await asyncio.to_thread(state.store.verdict_lines, job_id, cursor, 500)
+        if lines:
+            cursor += len(lines)
+            yield "".join(line + "\n" for line in lines)
+            continue
+        job = await asyncio.to_thread(state.store.get, job_id)
+        if not follow or job.state in TERMINAL:
+            return
+        with contextlib.suppress(TimeoutError):  # other processes' progress shows on the poll
+            await asyncio.wait_for(progress.wait(), state.dispatch.poll_seconds)

@@ -1,0 +1,40 @@
+"""Operations: liveness and readiness (no key needed, for probes) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+
+from judge.server.dependencies import State, require_api_key
+from judge.server.state import problem
+
+public = APIRouter(tags=["operations"])
+protected = APIRouter(tags=["operations"], dependencies=[Depends(require_api_key)])
+
+
+@public.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@public.get("/readyz")
+async def readyz(state: State) -> JSONResponse:
+    """Rubrics loaded, cache and job store writable."""
+    checks = {
+        "rubrics": len(state.library) > 0,
+        "cache": await state.cache.ping(),
+        "jobs": await asyncio.to_thread(state.store.ping),
+    }
+    if all(checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks})
+    failing = ", ".join(name for name, ok in checks.items() if not ok)
+    return problem(503, f"not ready: {failing}", checks=checks)
+
+
+@protected.get("/metrics", response_class=Response)
+async def metrics(state: State) -> Response:
+    """Prometheus exposition: requests, verdicts, judge calls and latency, cache, cost."""
+    return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")

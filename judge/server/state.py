@@ -1,0 +1,52 @@
+"""What the routes share: the server's state, built once per app in its lifespan, and the one
+shape every error leaves in (RFC 9457 problem details)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from judge.cache import VerdictCache
+from judge.config import Settings
+from judge.jobs.dispatch import JobDispatch
+from judge.jobs.store import JobStore
+from judge.metrics import Metrics
+from judge.rubric import RubricLibrary
+from judge.selection import GraderPool
+
+
+@dataclass
+class ServerState:
+    """What the routes need, built once per app in its lifespan."""
+
+    settings: Settings
+    library: RubricLibrary
+    cache: VerdictCache
+    store: JobStore
+    pool: GraderPool
+    dispatch: JobDispatch
+    metrics: Metrics
+
+
+def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
+    """A problem-details response."""
+    titles = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        404: "Not Found",
+        409: "Conflict",
+        413: "Content Too Large",
+        422: "Unprocessable Content",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }
+    body = {
+        "type": "about:blank",
+        "title": titles.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
