@@ -19,7 +19,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
 from judge.assembly import Reducer
 from judge.cache import CachePolicy
@@ -209,31 +209,10 @@ async def _grade_all(
 def _print_summary(
     by_rubric: dict[str, Summary], first_error: str | None, totals: Summary, invalid_records: int
 ) -> None:
-    table = Table(title="judge summary", title_justify="left")
-    for column in ("rubric", "graded", "flagged", "flag rate", "not applicable", "errors"):
-        table.add_column(column, justify="left" if column == "rubric" else "right")
-    for rubric_id, counts in sorted(by_rubric.items()):
-        rate = f"{counts.flagged / counts.graded:.1%}" if counts.graded else "-"
-        table.add_row(
-            rubric_id,
-            str(counts.graded),
-            str(counts.flagged),
-            rate,
-            str(counts.not_applicable),
-            str(counts.errors),
-        )
-    stderr.print(table)
-    if totals.errors_by_kind:
-        kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(totals.errors_by_kind.items()))
-        stderr.print(f"errors by kind: {kinds}")
-        stderr.print(f"first error: {first_error}", highlight=False)
-    if invalid_records:
-        stderr.print(f"[red]{invalid_records} invalid input record(s) were skipped[/red]")
-    cost = f"${totals.cost_usd:.4f}" if totals.cost_usd else "$0 (or unpriced)"
-    stderr.print(
-        f"judge calls: {totals.judge_calls}, cache hits: {totals.cache_hits}, "
-        f"tokens: {totals.tokens}, cost: {cost}"
-    )
+    from judge.views.tables import grade_summary
+
+    for renderable in grade_summary(by_rubric, first_error, totals, invalid_records):
+        stderr.print(renderable)
 
 
 @app.command()
@@ -259,36 +238,12 @@ def report(
     if as_json:
         typer.echo(report_json(rows, comparisons))
         return
+    from judge.views.tables import comparison_lines, rates_table
+
     out = _stdout()
-    table = Table(title=f"flag rates by {', '.join(keys) or 'all'}", title_justify="left")
-    for column in [*keys, "graded", "flagged", "rate", "95% CI", "prompts", "n/a", "errors"]:
-        table.add_column(column, justify="left" if column in keys else "right")
-    for row in rows:
-        rate = f"{row.rate:.1%}" if row.rate is not None else "-"
-        interval = (
-            f"{row.ci_low:.1%}-{row.ci_high:.1%}"
-            + (" (boot)" if "bootstrap" in row.interval else "")
-            if row.ci_low is not None and row.ci_high is not None
-            else "-"
-        )
-        errors = ", ".join(f"{k} {n}" for k, n in row.errors_by_kind.items()) or "0"
-        table.add_row(
-            *[row.group[k] for k in keys],
-            str(row.graded),
-            str(row.flagged),
-            rate,
-            interval,
-            str(row.prompts),
-            str(row.not_applicable),
-            errors,
-        )
-    out.print(table)
-    for c in comparisons:
-        out.print(
-            f"{c.rubric}: {c.model_b} {c.rate_b:.1%} vs {c.model_a} {c.rate_a:.1%} on "
-            f"{c.prompts} shared prompts: difference {c.difference:+.1%} "
-            f"(95% CI {c.ci_low:+.1%} to {c.ci_high:+.1%}, paired bootstrap)"
-        )
+    out.print(rates_table(rows, keys))
+    for line in comparison_lines(comparisons):
+        out.print(line)
 
 
 @app.command()
@@ -308,8 +263,9 @@ def calibrate(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
 ) -> None:
     """Measure a judge against reference labels or scores (grading through the cache)."""
-    from judge.calibration import LabelAgreement, agreement
+    from judge.calibration import agreement
     from judge.datasets import DATASETS, load_dataset
+    from judge.views.tables import agreement_view
 
     try:
         transcripts = load_dataset(dataset, data_dir, split)
@@ -327,39 +283,14 @@ def calibrate(
         return
     out = _stdout()
     judge_names = ", ".join(j.name for j in judges)
-    out.print(f"{dataset} ({split}, {len(transcripts)} transcripts), rubric {rubric.id}")
-    out.print(f"judge: {judge_names}")
-    out.print(f"graded {result.n}; not graded: {result.not_graded or 0}")
+    out.print(Text(f"{dataset} ({split}, {len(transcripts)} transcripts), rubric {rubric.id}"))
+    out.print(Text(f"judge: {judge_names}"))
+    out.print(Text(f"graded {result.n}; not graded: {result.not_graded or 0}"))
     if result.n == 0:
         out.print("nothing to compare: no verdict was graded (see the not-graded counts)")
         raise typer.Exit(ExitCode.INCOMPLETE)
-    if isinstance(result, LabelAgreement):
-        out.print(
-            f"accuracy {result.accuracy:.3f}, Cohen's kappa {result.kappa:.3f}, "
-            f"binary (flagged vs not) accuracy {result.binary_accuracy:.3f}"
-        )
-        table = Table("label", "precision", "recall", "F1", "support")
-        for label, scores in result.per_class.items():
-            table.add_row(
-                label,
-                *(f"{scores[k]:.3f}" for k in ("precision", "recall", "f1")),
-                str(int(scores["support"])),
-            )
-        out.print(table)
-        confusion = Table("gold \\ judge", *result.labels)
-        for label, row in zip(result.labels, result.confusion, strict=True):
-            confusion.add_row(label, *(str(n) for n in row))
-        out.print(confusion)
-    else:
-        for name, scores in result.criteria.items():
-            out.print(
-                f"{name}: Pearson {scores['pearson']:.3f}, Spearman {scores['spearman']:.3f}, "
-                f"MAE {scores['mae']:.2f}"
-            )
-        out.print(
-            f"flag agreement {result.flag_accuracy:.3f} (kappa {result.flag_kappa:.3f}); "
-            f"flag rate: reference {result.reference_rate:.1%}, judge {result.judge_rate:.1%}"
-        )
+    for renderable in agreement_view(result):
+        out.print(renderable)
 
 
 async def _closing(grader: Grader, work: Awaitable[T]) -> T:

@@ -1,0 +1,122 @@
+"""Terminal views: rich tables and lines for the CLI's summaries, reports and agreement numbers.
+
+Every text that did not come from this module (rubric ids, model names, error messages, labels)
+enters as ``rich.text.Text`` or a table cell, never as markup, so brackets in it print as they are.
+"""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from judge.calibration import LabelAgreement, ScoreAgreement
+from judge.reports import Comparison, RateRow
+from judge.verdict import Summary
+
+
+def grade_summary(
+    by_rubric: dict[str, Summary], first_error: str | None, totals: Summary, invalid_records: int
+) -> list[RenderableType]:
+    """Per-rubric counts of a grading run, errors by kind, invalid records, calls and cost."""
+    table = Table(title="judge summary", title_justify="left")
+    for column in ("rubric", "graded", "flagged", "flag rate", "not applicable", "errors"):
+        table.add_column(column, justify="left" if column == "rubric" else "right")
+    for rubric_id, counts in sorted(by_rubric.items()):
+        rate = f"{counts.flagged / counts.graded:.1%}" if counts.graded else "-"
+        table.add_row(
+            Text(rubric_id),
+            str(counts.graded),
+            str(counts.flagged),
+            rate,
+            str(counts.not_applicable),
+            str(counts.errors),
+        )
+    lines: list[RenderableType] = [table]
+    if totals.errors_by_kind:
+        kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(totals.errors_by_kind.items()))
+        lines.append(Text(f"errors by kind: {kinds}"))
+        lines.append(Text(f"first error: {first_error}"))
+    if invalid_records:
+        lines.append(Text(f"{invalid_records} invalid input record(s) were skipped", style="red"))
+    cost = f"${totals.cost_usd:.4f}" if totals.cost_usd else "$0 (or unpriced)"
+    lines.append(
+        Text(
+            f"judge calls: {totals.judge_calls}, cache hits: {totals.cache_hits}, "
+            f"tokens: {totals.tokens}, cost: {cost}"
+        )
+    )
+    return lines
+
+
+def rates_table(rows: list[RateRow], keys: list[str]) -> Table:
+    """Flag rates with their intervals and every status count, one row per group."""
+    table = Table(title=f"flag rates by {', '.join(keys) or 'all'}", title_justify="left")
+    for column in [*keys, "graded", "flagged", "rate", "95% CI", "prompts", "n/a", "errors"]:
+        table.add_column(column, justify="left" if column in keys else "right")
+    for row in rows:
+        rate = f"{row.rate:.1%}" if row.rate is not None else "-"
+        interval = (
+            f"{row.ci_low:.1%}-{row.ci_high:.1%}"
+            + (" (boot)" if "bootstrap" in row.interval else "")
+            if row.ci_low is not None and row.ci_high is not None
+            else "-"
+        )
+        errors = ", ".join(f"{k} {n}" for k, n in row.errors_by_kind.items()) or "0"
+        table.add_row(
+            *[Text(row.group[k]) for k in keys],
+            str(row.graded),
+            str(row.flagged),
+            rate,
+            interval,
+            str(row.prompts),
+            str(row.not_applicable),
+            Text(errors),
+        )
+    return table
+
+
+def comparison_lines(comparisons: list[Comparison]) -> list[RenderableType]:
+    """One line per rubric: B's rate minus A's on shared prompts, with its paired interval."""
+    return [
+        Text(
+            f"{c.rubric}: {c.model_b} {c.rate_b:.1%} vs {c.model_a} {c.rate_a:.1%} on "
+            f"{c.prompts} shared prompts: difference {c.difference:+.1%} "
+            f"(95% CI {c.ci_low:+.1%} to {c.ci_high:+.1%}, paired bootstrap)"
+        )
+        for c in comparisons
+    ]
+
+
+def agreement_view(result: LabelAgreement | ScoreAgreement) -> list[RenderableType]:
+    """Accuracy, kappa, per-class scores and the confusion matrix; or correlations and MAE."""
+    if isinstance(result, LabelAgreement):
+        table = Table("label", "precision", "recall", "F1", "support")
+        for label, scores in result.per_class.items():
+            table.add_row(
+                Text(label),
+                *(f"{scores[k]:.3f}" for k in ("precision", "recall", "f1")),
+                str(int(scores["support"])),
+            )
+        confusion = Table("gold \\ judge", *result.labels)
+        for label, row in zip(result.labels, result.confusion, strict=True):
+            confusion.add_row(Text(label), *(str(n) for n in row))
+        headline = (
+            f"accuracy {result.accuracy:.3f}, Cohen's kappa {result.kappa:.3f}, "
+            f"binary (flagged vs not) accuracy {result.binary_accuracy:.3f}"
+        )
+        return [Text(headline), table, confusion]
+    lines: list[RenderableType] = [
+        Text(
+            f"{name}: Pearson {scores['pearson']:.3f}, Spearman {scores['spearman']:.3f}, "
+            f"MAE {scores['mae']:.2f}"
+        )
+        for name, scores in result.criteria.items()
+    ]
+    lines.append(
+        Text(
+            f"flag agreement {result.flag_accuracy:.3f} (kappa {result.flag_kappa:.3f}); "
+            f"flag rate: reference {result.reference_rate:.1%}, judge {result.judge_rate:.1%}"
+        )
+    )
+    return lines
