@@ -5,7 +5,7 @@ results. Start with ``Grader(JudgePlan([...]), cache).grade_many(transcripts, ru
 """
 
 from judge.assembly import build_verdict
-from judge.cache import CachePolicy, CacheStats, DiskCache, MemoryCache, VerdictCache, cache_key
+from judge.cache import CachePolicy, CacheStats, CallCache, DiskCache, MemoryCache, cache_key
 from judge.config import Settings
 from judge.errors import (
     ErrorKind,
@@ -28,6 +28,7 @@ from judge.verdict import JudgeResult, RubricRef, Status, Summary, Verdict, Verd
 __all__ = [
     "CachePolicy",
     "CacheStats",
+    "CallCache",
     "DiskCache",
     "ErrorKind",
     "Grader",
@@ -54,7 +55,6 @@ __all__ = [
     "TranscriptError",
     "UsageError",
     "Verdict",
-    "VerdictCache",
     "VerdictError",
     "build_verdict",
     "cache_key",

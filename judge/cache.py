@@ -1,4 +1,4 @@
-"""The verdict cache: every successful judge call is stored, so none is ever paid for twice.
+"""The call cache: every successful judge call is stored, so none is ever paid for twice.
 
 Verdicts are reduced from judge calls, and the cache stores the calls (``JudgeResult``), one entry
 per (transcript, rubric, call group, judge, sample). That way an ensemble that adds a judge, or a
@@ -77,7 +77,7 @@ class CacheStats:
     location: str | None = None
 
 
-class VerdictCache(Protocol):
+class CallCache(Protocol):
     """Storage for successful judge calls, by ``cache_key``."""
 
     async def get(self, key: str) -> JudgeResult | None: ...

@@ -18,7 +18,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from judge.cache import DiskCache, MemoryCache, RedisCache, VerdictCache
+from judge.cache import CallCache, DiskCache, MemoryCache, RedisCache
 from judge.judges.offline import OFFLINE_MODEL
 from judge.judges.profile import JudgeProfile
 from judge.rubric import RubricLibrary, default_rubric_dir
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         """The shipped rubrics, overridden by any in ``rubric_dirs`` with the same id."""
         return RubricLibrary.from_dirs(default_rubric_dir(), *self.rubric_dirs)
 
-    def open_cache(self) -> VerdictCache:
+    def open_cache(self) -> CallCache:
         if self.cache_url is not None:
             # Another replica may pay for a verdict for as long as a call can take: wait that long.
             lock_wait = self.timeout * (self.max_retries + 1) + 10

@@ -25,7 +25,7 @@ from collections.abc import (
 from typing import Any, TypeVar
 
 from judge.assembly import build_verdict, verdict_for
-from judge.cache import CachePolicy, MemoryCache, VerdictCache
+from judge.cache import CachePolicy, CallCache, MemoryCache
 from judge.errors import ErrorKind, JudgeSpecError
 from judge.grouping import units
 from judge.plan import JudgePlan, PlannedCall
@@ -48,7 +48,7 @@ class Grader:
     def __init__(
         self,
         plan: JudgePlan,
-        cache: VerdictCache | None = None,
+        cache: CallCache | None = None,
         *,
         concurrency: int = 16,
         per_model_concurrency: int | None = None,

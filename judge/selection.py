@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from judge.assembly import Reducer
-from judge.cache import CachePolicy, VerdictCache
+from judge.cache import CachePolicy, CallCache
 from judge.config import Settings
 from judge.errors import JudgeSpecError
 from judge.grading import Grader
@@ -47,7 +47,7 @@ class GraderPool:
     def __init__(
         self,
         settings: Settings,
-        cache: VerdictCache,
+        cache: CallCache,
         on_verdict: Callable[[Verdict], Any] | None = None,
     ):
         self.settings = settings

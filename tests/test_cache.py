@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from judge.cache import DiskCache, MemoryCache, RedisCache, VerdictCache, cache_key
+from judge.cache import CallCache, DiskCache, MemoryCache, RedisCache, cache_key
 from judge.judges.base import JudgeRequest
 from judge.judges.llm import LLMJudge
 from judge.rubric import Rubric
@@ -56,9 +56,9 @@ def test_judge_identity_leaves_out_what_does_not_change_output(
 
 
 @pytest.fixture(params=["memory", "disk", "redis"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VerdictCache]:
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallCache]:
     """Every backend under the same contract (Redis from the ``redis_url`` fixture)."""
-    cache: VerdictCache
+    cache: CallCache
     if request.param == "memory":
         cache = MemoryCache()
     elif request.param == "disk":
@@ -74,7 +74,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 RESULT = JudgeResult(model="m", sample=0, criteria=("refusal",), values={"refusal": "full_refusal"})
 
 
-async def test_backend_round_trip_stats_and_clear(backend: VerdictCache) -> None:
+async def test_backend_round_trip_stats_and_clear(backend: CallCache) -> None:
     assert await backend.ping()
     assert await backend.get("k") is None
     await backend.set("k", RESULT)
@@ -85,7 +85,7 @@ async def test_backend_round_trip_stats_and_clear(backend: VerdictCache) -> None
     assert await backend.get("k") is None
 
 
-async def test_backend_concurrent_writes_all_land(backend: VerdictCache) -> None:
+async def test_backend_concurrent_writes_all_land(backend: CallCache) -> None:
     results = [RESULT.model_copy(update={"sample": i}) for i in range(50)]
     await asyncio.gather(*(backend.set(f"k{i}", r) for i, r in enumerate(results)))
     assert [await backend.get(f"k{i}") for i in range(50)] == results

@@ -5,6 +5,7 @@ import judge
 PUBLIC = [
     "CachePolicy",
     "CacheStats",
+    "CallCache",
     "DiskCache",
     "ErrorKind",
     "Grader",
@@ -31,7 +32,6 @@ PUBLIC = [
     "TranscriptError",
     "UsageError",
     "Verdict",
-    "VerdictCache",
     "VerdictError",
     "build_verdict",
     "cache_key",

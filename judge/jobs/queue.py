@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from saq import Queue, Worker
 from saq.types import Context, PartialTimersDict
 
-from judge.cache import VerdictCache
+from judge.cache import CallCache
 from judge.config import Settings
 from judge.errors import NotFoundError
 from judge.heap import freeze_long_lived
@@ -33,7 +33,7 @@ class WorkerContext(Context, total=False):
 
     runner: JobRunner
     pool: GraderPool
-    cache: VerdictCache
+    cache: CallCache
     store: RedisJobStore
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from judge.cache import VerdictCache
+from judge.cache import CallCache
 from judge.config import Settings
 from judge.jobs.dispatch import JobDispatch
 from judge.jobs.store import JobStore
@@ -23,7 +23,7 @@ class ServerState:
 
     settings: Settings
     library: RubricLibrary
-    cache: VerdictCache
+    cache: CallCache
     store: JobStore
     pool: GraderPool
     dispatch: JobDispatch
