@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Annotated, TypeVar
 
@@ -31,7 +32,7 @@ from judge.judges import OFFLINE_MODEL, Judge, judge_for
 from judge.plan import JudgePlan
 from judge.rubric import Rubric, default_rubric_dir, load_rubric
 from judge.transcript import Transcript
-from judge.transcript_files import read_transcripts
+from judge.transcript_files import STDIN, read_transcripts
 from judge.verdict import Summary, Verdict
 
 T = TypeVar("T")
@@ -40,6 +41,7 @@ app = typer.Typer(
     help="Grade model transcripts for misgeneralization with LLM judges.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
 rubrics_app = typer.Typer(help="List, show and validate rubrics.", no_args_is_help=True)
 cache_app = typer.Typer(help="Inspect or clear the verdict cache.", no_args_is_help=True)
@@ -49,6 +51,28 @@ app.add_typer(cache_app, name="cache")
 stderr = Console(stderr=True, soft_wrap=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"judge {version('judge')}")
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            metavar="",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version.",
+        ),
+    ] = False,
+) -> None:
+    """Grade model transcripts for misgeneralization with LLM judges."""
+
+
 def _stdout() -> Console:
     """Tables on stdout, full width when piped (rich would assume 80 columns)."""
     return Console() if sys.stdout.isatty() else Console(width=160)
@@ -56,7 +80,11 @@ def _stdout() -> Console:
 
 RubricDirs = Annotated[
     list[Path] | None,
-    typer.Option("--rubric-dir", help="Extra rubric directory (overrides shipped rubrics by id)."),
+    typer.Option(
+        "--rubric-dir",
+        metavar="DIR",
+        help="Extra rubric directory (overrides shipped rubrics by id).",
+    ),
 ]
 
 
@@ -74,32 +102,62 @@ def _settings(rubric_dirs: list[Path] | None = None, **overrides: object) -> Set
     return settings.model_copy(update=updates)
 
 
-def _read_inputs(files: Sequence[Path]) -> tuple[list[Transcript], list[str]]:
+def _read_inputs(files: Sequence[Path], max_chars: int) -> tuple[list[Transcript], list[str]]:
+    """Every transcript of the files, and every invalid record as 'file: line N, field F: why'."""
+    for path in files:
+        if path != STDIN and not path.is_file():
+            problem = "is a directory, not a file" if path.is_dir() else "does not exist"
+            raise UsageError(f"transcript file {path} {problem}")
     transcripts: list[Transcript] = []
     problems: list[str] = []
     for path in files:
-        if not path.is_file():
-            problem = "is a directory, not a file" if path.is_dir() else "does not exist"
-            raise UsageError(f"transcript file {path} {problem}")
-        for item in read_transcripts(path):
-            if isinstance(item, TranscriptError):
-                problems.append(f"{path}: {item}")
-            else:
-                transcripts.append(item)
+        name = "<stdin>" if path == STDIN else str(path)
+        try:
+            for item in read_transcripts(path, max_chars=max_chars):
+                if isinstance(item, TranscriptError):
+                    problems.append(f"{name}: {item}")
+                else:
+                    transcripts.append(item)
+        except OSError as exc:
+            raise UsageError(f"cannot read transcript file {name}: {exc.strerror}") from None
+    if not transcripts and not problems:
+        names = ", ".join("<stdin>" if p == STDIN else str(p) for p in files)
+        raise UsageError(
+            f"no transcripts to grade: {names} holds no records (JSON Lines, one object a line, "
+            "or a .json file with an object or a list of them)"
+        )
     return transcripts, problems
+
+
+def _print_problems(problems: list[str], shown: int = 50) -> None:
+    for problem in problems[:shown]:
+        stderr.print(Text("invalid record ", style="red") + Text(problem))
+    if len(problems) > shown:
+        stderr.print(Text(f"... and {len(problems) - shown} more invalid records", style="red"))
 
 
 @app.command()
 def grade(
-    files: Annotated[list[Path], typer.Argument(help="Transcript files (.jsonl or .json).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Transcript files (.jsonl or .json; - for standard input).",
+            metavar="FILE...",
+            show_default=False,
+        ),
+    ],
     rubric: Annotated[
-        list[str], typer.Option("--rubric", "-r", help="Rubric id to grade against (repeatable).")
+        list[str],
+        typer.Option(
+            "--rubric", "-r", metavar="ID", help="Rubric id to grade against (repeatable)."
+        ),
     ],
     model: Annotated[
         list[str] | None,
         typer.Option(
             "--model",
             "-m",
+            metavar="MODEL",
             help="Judge model: any litellm model string, or a profile of JUDGE_CONFIG (repeat "
             "for an ensemble). "
             f"Default: the built-in '{OFFLINE_MODEL}' judge.",
@@ -107,29 +165,34 @@ def grade(
     ] = None,
     api_base: Annotated[
         str | None,
-        typer.Option(help="OpenAI-compatible server for the models (env JUDGE_API_BASE)."),
+        typer.Option(
+            metavar="URL", help="OpenAI-compatible server for the models (env JUDGE_API_BASE)."
+        ),
     ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Samples per judge.")] = 1,
+    samples: Annotated[int, typer.Option(min=1, metavar="K", help="Samples per judge.")] = 1,
     reducer: Annotated[
         Reducer, typer.Option(help="majority (labels; mean of scores), any or all.")
     ] = Reducer.MAJORITY,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write verdicts here (JSONL); default stdout."),
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="Write verdicts here (JSONL); default stdout."
+        ),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Judge calls in flight (env JUDGE_CONCURRENCY).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Judge calls in flight (env JUDGE_CONCURRENCY)."),
     ] = None,
     cache: Annotated[
         CachePolicy,
         typer.Option(help="use: read and write; refresh: only write; bypass: neither."),
     ] = CachePolicy.USE,
     cache_dir: Annotated[
-        Path | None, typer.Option(help="Cache directory (env JUDGE_CACHE_DIR).")
+        Path | None, typer.Option(metavar="DIR", help="Cache directory (env JUDGE_CACHE_DIR).")
     ] = None,
     rubric_dir: RubricDirs = None,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
+        bool, typer.Option("--quiet", "-q", metavar="", help="No progress bar or summary.")
     ] = False,
 ) -> None:
     """Grade transcripts against rubrics and write one verdict per (transcript, rubric)."""
@@ -140,9 +203,8 @@ def grade(
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
     judges = _judges(settings, model)
     plan = JudgePlan(judges, samples=samples, reducer=reducer)
-    transcripts, problems = _read_inputs(files)
-    for problem in problems:
-        stderr.print(f"[red]invalid record[/red] {problem}", highlight=False)
+    transcripts, problems = _read_inputs(files, settings.max_transcript_chars)
+    _print_problems(problems)
     grader = Grader(
         plan,
         settings.open_cache(),
@@ -217,15 +279,25 @@ def _print_summary(
 
 @app.command()
 def report(
-    files: Annotated[list[Path], typer.Argument(help="Verdict files (JSONL), e.g. from grade.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Verdict files (JSONL), e.g. from grade.", metavar="FILE..."),
+    ],
     by: Annotated[
-        str, typer.Option(help="Group by any of: model, rubric, tag, judge (comma-separated).")
+        str,
+        typer.Option(
+            metavar="KEYS", help="Group by any of: model, rubric, tag, judge (comma-separated)."
+        ),
     ] = "model,rubric",
     compare: Annotated[
         tuple[str, str] | None,
-        typer.Option(help="Two models to compare on shared prompts: --compare BASE TUNED."),
+        typer.Option(
+            metavar="BASE TUNED", help="Two models to compare on shared prompts (metadata.model)."
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="JSON instead of tables.")
+    ] = False,
 ) -> None:
     """Flag rates with 95% intervals, counts of every status, and paired model comparisons."""
     from judge.reports import compare as compare_models
@@ -249,18 +321,25 @@ def report(
 @app.command()
 def calibrate(
     dataset: Annotated[Dataset, typer.Option(help="Reference data.")] = Dataset.XSTEST,
-    data_dir: Annotated[Path, typer.Option(help="The shared data directory.")] = Path(
-        "../shared/data"
-    ),
+    data_dir: Annotated[
+        Path, typer.Option(metavar="DIR", help="The shared data directory.")
+    ] = Path("../shared/data"),
     split: Annotated[
         Split, typer.Option(help="Part of the data (xstest has dev/heldout).")
     ] = Split.ALL,
     model: Annotated[
-        list[str] | None, typer.Option("--model", "-m", help="Judge model(s); default offline.")
+        list[str] | None,
+        typer.Option("--model", "-m", metavar="MODEL", help="Judge model(s); default offline."),
     ] = None,
-    api_base: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Use the first N records.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
+    api_base: Annotated[
+        str | None, typer.Option(metavar="URL", help="OpenAI-compatible server.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Use the first N records.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="JSON instead of tables.")
+    ] = False,
 ) -> None:
     """Measure a judge against reference labels or scores (grading through the cache)."""
     from judge.calibration import agreement
@@ -305,9 +384,11 @@ async def _collect(grader: Grader, transcripts: list[Transcript], rubric: Rubric
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, metavar="N", help="Server processes.")] = 1,
 ) -> None:
     """Run the HTTP service (configured by JUDGE_* variables and JUDGE_CONFIG); docs at /docs."""
     import uvicorn
@@ -396,7 +477,7 @@ def rubrics_validate(
 
 @cache_app.command("stats")
 def cache_stats(
-    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(metavar="DIR", help="Cache directory.")] = None,
 ) -> None:
     """Entries and size of the verdict cache."""
     cache = _settings(cache_dir=cache_dir).open_cache()
@@ -410,8 +491,10 @@ def cache_stats(
 
 @cache_app.command("clear")
 def cache_clear(
-    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option(metavar="DIR", help="Cache directory.")] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", metavar="", help="Do not ask for confirmation.")
+    ] = False,
 ) -> None:
     """Delete every cached judge result."""
     cache = _settings(cache_dir=cache_dir).open_cache()
@@ -438,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else ExitCode.OK
     except UsageError as exc:
-        stderr.print(f"[red]error:[/red] {exc}", highlight=False)
+        stderr.print(Text("error: ", style="red") + Text(str(exc)))
         return ExitCode.USAGE
     return ExitCode.OK
 

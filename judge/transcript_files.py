@@ -1,33 +1,48 @@
-"""Reading transcripts from JSON and JSONL files.
+"""Reading transcripts from JSON and JSONL files (or standard input, named ``-``).
 
 Two record shapes are accepted: OpenAI chat (``{"id"?, "messages": [...], "metadata"?}``) and
 single turn (``{"id"?, "prompt", "response", "system"?}``). Top-level fields outside those shapes (a
 ``gold`` label, a ``model`` name) are kept in ``metadata``. A bad record becomes a
-``TranscriptError`` with its line and field, and the records after it are still read.
+``TranscriptError`` with its line and field, and the records after it are still read: bytes that
+are not UTF-8, invalid or ambiguous JSON (``judge.json_input``), text with control characters or
+lone surrogates, a wrong shape, or more text than ``max_chars``. A binary file is one error.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from judge.errors import TranscriptError
+from judge.json_input import JSONInputError, check, decode_text, loads
 from judge.transcript import Transcript
 
 _CHAT_FIELDS = {"id", "messages", "metadata"}
 _SINGLE_TURN_FIELDS = {"id", "prompt", "response", "system", "metadata"}
+STDIN = Path("-")
+"""The path that names standard input (read as JSON Lines)."""
 
 
-def parse_record(record: Any, *, line: int | None = None) -> Transcript:
-    """Turn one decoded JSON record into a transcript, or raise ``TranscriptError``."""
+def parse_record(
+    record: Any, *, line: int | None = None, max_chars: int | None = None
+) -> Transcript:
+    """Turn one decoded JSON record into a transcript, or raise ``TranscriptError``.
+
+    ``max_chars`` bounds the text of the messages, and separately the size of the metadata.
+    """
     if not isinstance(record, dict):
         raise TranscriptError(
             f"a record must be a JSON object, not {type(record).__name__}", line=line
         )
+    try:
+        check(record)
+    except JSONInputError as exc:
+        raise TranscriptError(str(exc), line=line, field=exc.field) from None
     metadata = record.get("metadata", {})
     if not isinstance(metadata, dict):
         raise TranscriptError("must be an object", line=line, field="metadata")
@@ -51,46 +66,81 @@ def parse_record(record: Any, *, line: int | None = None) -> Transcript:
         )
     extras = {k: v for k, v in record.items() if k not in known}
     try:
-        return Transcript(**fields, metadata={**extras, **metadata})
+        transcript = Transcript(**fields, metadata={**extras, **metadata})
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
         raise TranscriptError(error["msg"], line=line, field=field) from None
+    if max_chars is not None:
+        _check_size(transcript, max_chars, line)
+    return transcript
 
 
-def read_transcripts(path: Path) -> Iterator[Transcript | TranscriptError]:
+def _check_size(transcript: Transcript, max_chars: int, line: int | None) -> None:
+    text = sum(len(message.text) for message in transcript.messages)
+    metadata = len(json.dumps(transcript.metadata, ensure_ascii=False))
+    for field, size in (("messages", text), ("metadata", metadata)):
+        if size > max_chars:
+            raise TranscriptError(
+                f"holds {size} characters; at most {max_chars} are accepted per transcript "
+                "(JUDGE_MAX_TRANSCRIPT_CHARS)",
+                line=line,
+                field=field,
+            )
+
+
+def read_transcripts(
+    path: Path, *, max_chars: int | None = None
+) -> Iterator[Transcript | TranscriptError]:
     """Yield each record of a ``.json`` or ``.jsonl`` file as a transcript or as its error.
 
     A ``.json`` file holds one record or a list of them (``line`` is then the position in the
-    list, from 1); any other file is read as JSON Lines, blank lines skipped.
+    list, from 1); any other file, and standard input (``-``), is read as JSON Lines, blank lines
+    skipped, one line at a time.
     """
-    if path.suffix == ".json":
-        yield from _read_json(path)
+    if path == STDIN:
+        yield from _read_lines(sys.stdin.buffer, max_chars)
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield TranscriptError(f"invalid JSON: {exc.msg} (column {exc.colno})", line=number)
-                continue
-            try:
-                yield parse_record(record, line=number)
-            except TranscriptError as exc:
-                yield exc
+    with path.open("rb") as handle:
+        head = handle.read(8192)
+        if b"\x00" in head:
+            yield TranscriptError("a binary file (it holds NUL bytes), not JSON text")
+            return
+        handle.seek(0)
+        if path.suffix == ".json":
+            yield from _read_document(handle.read(), max_chars)
+        else:
+            yield from _read_lines(handle, max_chars)
 
 
-def _read_json(path: Path) -> Iterator[Transcript | TranscriptError]:
+def _read_lines(
+    lines: Iterable[bytes], max_chars: int | None
+) -> Iterator[Transcript | TranscriptError]:
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = decode_text(raw)
+        except JSONInputError as exc:
+            yield TranscriptError(str(exc), line=number)
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield parse_record(loads(text), line=number, max_chars=max_chars)
+        except JSONInputError as exc:
+            yield TranscriptError(str(exc), line=number, field=exc.field)
+        except TranscriptError as exc:
+            yield exc
+
+
+def _read_document(data: bytes, max_chars: int | None) -> Iterator[Transcript | TranscriptError]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        yield TranscriptError(f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno)
+        document = loads(data)
+    except JSONInputError as exc:
+        yield TranscriptError(str(exc), field=exc.field)
         return
     records = document if isinstance(document, list) else [document]
     for number, record in enumerate(records, start=1):
         try:
-            yield parse_record(record, line=number)
+            yield parse_record(record, line=number, max_chars=max_chars)
         except TranscriptError as exc:
             yield exc
