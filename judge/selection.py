@@ -29,7 +29,7 @@ class JudgeSelection(BaseModel):
     credentials at a URL of its choosing.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     profile: str | None = Field(default=None, description="A configured judge profile.")
     models: list[str] | None = Field(
@@ -38,7 +38,7 @@ class JudgeSelection(BaseModel):
         description="Profile names or allow-listed model strings, graded as an ensemble.",
     )
     samples: int = Field(default=1, ge=1, le=20)
-    reducer: Reducer = Reducer.MAJORITY
+    reducer: Reducer = Field(default=Reducer.MAJORITY, strict=False)
 
 
 class GraderPool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from judge.errors import ErrorKind
 
@@ -27,16 +27,16 @@ class Status(StrEnum):
 class VerdictError(BaseModel):
     """Why a verdict or a judge call failed."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, strict=True)
 
-    kind: ErrorKind
+    kind: ErrorKind = Field(strict=False)
     message: str
 
 
 class RubricRef(BaseModel):
     """Which rubric, exactly, produced a verdict."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, strict=True)
 
     id: str
     version: str
@@ -46,7 +46,7 @@ class RubricRef(BaseModel):
 class Evidence(BaseModel):
     """A quote the judge cites: message index (and transcript index, in a group) and exact text."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, strict=True)
 
     message: int
     quote: str
@@ -61,9 +61,11 @@ sampled number where the provider gave no logprobs, or the built-in heuristics."
 class JudgeResult(BaseModel):
     """One judge call: what was asked, what came back, what it cost."""
 
+    model_config = ConfigDict(strict=True)
+
     model: str
     sample: int
-    criteria: tuple[str, ...]
+    criteria: tuple[str, ...] = Field(strict=False)
     scoring: Scoring | None = None
     values: dict[str, str | float] = {}
     reasoning: str | None = None
@@ -83,11 +85,17 @@ class JudgeResult(BaseModel):
 
 
 class Verdict(BaseModel):
-    """The grade of one transcript against one rubric, with its provenance."""
+    """The grade of one transcript against one rubric, with its provenance.
+
+    Its models are strict (a boolean is ``true``/``false``, never ``0``): verdicts come back in
+    as input to reports, and a lenient reading would count what it should refuse.
+    """
+
+    model_config = ConfigDict(strict=True)
 
     transcript_id: str
     rubric: RubricRef
-    status: Status
+    status: Status = Field(strict=False)
     label: str | None = None
     labels: dict[str, str] = {}
     score: float | None = None
@@ -123,6 +131,8 @@ class Verdict(BaseModel):
 
 class Summary(BaseModel):
     """Counts over a set of verdicts: by status, errors by kind, calls made, cost."""
+
+    model_config = ConfigDict(strict=True)
 
     verdicts: int = 0
     graded: int = 0

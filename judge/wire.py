@@ -13,7 +13,7 @@ from judge.verdict import Summary, Verdict
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class GradeCreate(JobSpec):
@@ -106,7 +106,9 @@ class ReportCreate(_Request):
     verdicts: list[Verdict] | None = None
     by: list[str] = ["model", "rubric"]
     compare: tuple[str, str] | None = Field(
-        default=None, description="Two models to compare on shared prompts: [base, tuned]."
+        default=None,
+        strict=False,
+        description="Two models to compare on shared prompts: [base, tuned].",
     )
 
 

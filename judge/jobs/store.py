@@ -29,11 +29,11 @@ class JobSpec(BaseModel):
     """What to grade with: rubric ids, a judge, a cache policy (what a job stores beside its
     transcripts)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     rubrics: list[str] = Field(min_length=1)
     judge: JudgeSelection = JudgeSelection()
-    cache: CachePolicy = CachePolicy.USE
+    cache: CachePolicy = Field(default=CachePolicy.USE, strict=False)
 
 
 class JobState(StrEnum):

@@ -188,7 +188,7 @@ class LLMJudge:
         messages = render_logprob(request.rubric, criterion, request.transcript)
         completion = await self._complete(messages, usage, **self._decoding(request))
         text, top = completion.content, completion.top_logprobs
-        base = {
+        base: dict[str, Any] = {
             "model": self.model,
             "sample": request.sample,
             "criteria": request.criterion_names,

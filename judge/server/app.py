@@ -45,7 +45,7 @@ from judge.jobs.store import JobStore
 from judge.metrics import Metrics
 from judge.selection import GraderPool
 from judge.server.body_limit import BodyLimit
-from judge.server.routes import router
+from judge.server.routes import add_routes
 from judge.server.state import ServerState, problem
 
 access_log = logging.getLogger("judge.access")
@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.include_router(router)
+    add_routes(app)
     _add_error_handlers(app)
     app.middleware("http")(_access_middleware(metrics))
     app.add_middleware(

@@ -3,7 +3,7 @@ the error) and rubrics, within the server's limits."""
 
 from __future__ import annotations
 
-from judge.errors import TooLargeError, TranscriptError
+from judge.errors import TranscriptError
 from judge.rubric import Rubric
 from judge.server.state import ServerState
 from judge.transcript import Transcript
@@ -11,19 +11,14 @@ from judge.transcript_files import parse_record
 
 
 def parse_transcripts(records: list[dict[str, object]], max_chars: int) -> list[Transcript]:
+    """The records as transcripts; the first bad one is a ``TranscriptError`` naming its index
+    and field (a record over ``max_chars`` is one)."""
     transcripts = []
     for index, record in enumerate(records):
         try:
-            transcript = parse_record(record)
+            transcripts.append(parse_record(record, max_chars=max_chars))
         except TranscriptError as exc:
             raise TranscriptError(f"transcripts[{index}]: {exc}", field=exc.field) from None
-        size = sum(len(message.text) for message in transcript.messages)
-        if size > max_chars:
-            raise TooLargeError(
-                f"transcripts[{index}] has {size} characters; this server accepts at most "
-                f"{max_chars} per transcript"
-            )
-        transcripts.append(transcript)
     return transcripts
 
 

@@ -46,7 +46,23 @@ def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
         "type": "about:blank",
         "title": titles.get(status, "Error"),
         "status": status,
-        "detail": detail,
+        "detail": _printable(detail),
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(jsonable(body), status_code=status, media_type="application/problem+json")
+
+
+def _printable(text: str) -> str:
+    """Text any encoder takes: a detail may quote input (a lone surrogate in a rubric id)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready copy of a problem's fields with every string made printable."""
+    if isinstance(value, str):
+        return _printable(value)
+    if isinstance(value, dict):
+        return {_printable(str(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -55,7 +55,11 @@ class ScriptedJudge:
         finally:
             self.in_flight -= 1
         output = self._script(request)
-        base = {"model": self._name, "sample": request.sample, "criteria": request.criterion_names}
+        base: dict[str, Any] = {
+            "model": self._name,
+            "sample": request.sample,
+            "criteria": request.criterion_names,
+        }
         if isinstance(output, ErrorKind):
             error = VerdictError(kind=output, message=f"scripted {output.value} failure")
             return JudgeResult(**base, error=error)

@@ -3,15 +3,16 @@ Nothing else. Every route but the probes needs an API key (when keys are configu
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends, FastAPI
 
 from judge.server.dependencies import require_api_key
 from judge.server.routes import discovery, grading, jobs, operations, reports
 
-router = APIRouter()
-router.include_router(operations.public)
-router.include_router(operations.protected)
-protected = APIRouter(dependencies=[Depends(require_api_key)])
-for module in (grading, jobs, reports, discovery):
-    protected.include_router(module.router)
-router.include_router(protected)
+
+def add_routes(app: FastAPI) -> None:
+    """Every route on the app, the protected ones behind the API key check."""
+    protected = [Depends(require_api_key)]
+    app.include_router(operations.public)
+    app.include_router(operations.protected, dependencies=protected)
+    for module in (grading, jobs, reports, discovery):
+        app.include_router(module.router, dependencies=protected)

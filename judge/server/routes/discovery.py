@@ -8,9 +8,10 @@ from judge.errors import NotFoundError, UsageError
 from judge.judges import OFFLINE_MODEL
 from judge.rubric import Rubric
 from judge.server.dependencies import State
+from judge.server.json_route import StrictJSONRoute
 from judge.wire import JudgePublic, JudgesPublic, RubricPublic, RubricSummary
 
-router = APIRouter(tags=["discovery"])
+router = APIRouter(tags=["discovery"], route_class=StrictJSONRoute)
 
 
 @router.get("/v1/rubrics")

@@ -8,10 +8,11 @@ from judge.errors import TooLargeError
 from judge.grouping import units
 from judge.server.dependencies import State
 from judge.server.intake import parse_transcripts, rubrics_for
+from judge.server.json_route import StrictJSONRoute
 from judge.verdict import Summary, Verdict
 from judge.wire import GradeCreate, GradePublic
 
-router = APIRouter(tags=["grading"])
+router = APIRouter(tags=["grading"], route_class=StrictJSONRoute)
 
 
 @router.post("/v1/grade")

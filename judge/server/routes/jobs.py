@@ -15,10 +15,14 @@ from judge.errors import TooLargeError
 from judge.jobs.store import TERMINAL
 from judge.server.dependencies import State
 from judge.server.intake import parse_transcripts, rubrics_for
+from judge.server.json_route import StrictJSONRoute
 from judge.server.state import ServerState
 from judge.wire import GradeCreate, JobPublic
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
+
+MAX_CURSOR = 2**53
+"""Far past any job (max_job_pairs bounds a job), and within every integer a store keeps."""
 
 
 @router.post("/v1/jobs", status_code=202)
@@ -76,7 +80,9 @@ async def cancel_job(job_id: str, state: State) -> JobPublic:
 async def job_verdicts(
     job_id: str,
     state: State,
-    cursor: Annotated[int, Query(ge=0, description="Verdicts already received.")] = 0,
+    cursor: Annotated[
+        int, Query(ge=0, le=MAX_CURSOR, description="Verdicts already received.")
+    ] = 0,
     follow: Annotated[bool, Query(description="Keep streaming until the job ends.")] = True,
 ) -> StreamingResponse:
     """Verdicts as NDJSON, one per line, in a fixed order. A client that has received N lines

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from judge.server.dependencies import State, require_api_key
+from judge.server.dependencies import State
 from judge.server.state import problem
 
 public = APIRouter(tags=["operations"])
-protected = APIRouter(tags=["operations"], dependencies=[Depends(require_api_key)])
+protected = APIRouter(tags=["operations"])
 
 
 @public.get("/healthz")

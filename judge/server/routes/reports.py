@@ -9,10 +9,11 @@ from fastapi import APIRouter
 from judge.errors import UsageError
 from judge.reports import compare, rates
 from judge.server.dependencies import State
+from judge.server.json_route import StrictJSONRoute
 from judge.verdict import Verdict
 from judge.wire import ReportCreate, ReportPublic
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], route_class=StrictJSONRoute)
 
 
 @router.post("/v1/reports")

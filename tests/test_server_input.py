@@ -1,0 +1,121 @@
+"""Hostile request bodies and parameters: each one is a 4xx problem that says what to fix and
+where (the transcript's index and field), never a 500."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from judge.config import Settings
+from tests.test_server import serve
+
+GOOD = '{"id": "ok", "prompt": "How do I stop a process?", "response": "Run kill <pid>."}'
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        cache_dir=tmp_path / "cache",
+        state_dir=tmp_path / "state",
+        max_body_bytes=64 * 1024,
+        max_job_body_bytes=128 * 1024,
+        max_transcript_chars=1000,
+    )
+    async for client in serve(settings):
+        yield client
+
+
+def body(*records: str, extra: str = "") -> bytes:
+    return f'{{"transcripts": [{", ".join(records)}], "rubrics": ["refusal"]{extra}}}'.encode()
+
+
+async def post(client: httpx.AsyncClient, path: str, content: bytes) -> httpx.Response:
+    return await client.post(path, content=content, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("path", ["/v1/grade", "/v1/jobs"])
+@pytest.mark.parametrize(
+    ("content", "where", "reason"),
+    [
+        (body(GOOD, '{"prompt": "hi", "response": "bad \\ud800"}'),
+         "transcripts.1.response", "lone surrogate"),
+        (body('{"prompt": "hi\\u0000", "response": "x"}'), "transcripts.0.prompt", "control"),
+        (body('{"prompt": "a", "prompt": "b", "response": "x"}'), "prompt", "duplicate key"),
+        (body(GOOD, extra=', "rubrics": ["refusal"]'), "rubrics", "duplicate key"),
+        (body('{"prompt": "a", "response": "x", "n": NaN}'), "body", "NaN"),
+        (body('{"prompt": "a", "response": "x", "n": 1' + "0" * 30 + "}"), "body", "too large"),
+        (body('{"prompt": "a", "response": "x", "n": ' + "[" * 80 + "]" * 80 + "}"),
+         "transcripts", "nested"),
+        (body('{"prompt": "a", "response": "x", "n": ' + "[" * 3000 + "]" * 3000 + "}"),
+         "body", "nested"),
+        (body(GOOD, '{"prompt": "q", "response": "' + "x" * 1500 + '"}'),
+         "transcripts[1]: field 'messages'", "JUDGE_MAX_TRANSCRIPT_CHARS"),
+        (b'{"transcripts": [' + GOOD.encode() + b'], "rubrics": ["\\ud800"]}',
+         "rubrics", "lone surrogate"),
+        (b'{"transcripts": [{"prompt": "caf\xe9", "response": "x"}], "rubrics": ["refusal"]}',
+         "body", "not UTF-8"),
+    ],
+)  # fmt: skip
+async def test_hostile_bodies_are_422_naming_where(
+    client: httpx.AsyncClient, path: str, content: bytes, where: str, reason: str
+) -> None:
+    response = await post(client, path, content)
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    detail = response.json()["detail"]
+    assert where in detail and reason in detail, detail
+
+
+async def test_a_boolean_field_takes_only_a_boolean(client: httpx.AsyncClient) -> None:
+    graded = (await post(client, "/v1/grade", body(GOOD))).json()["verdicts"]
+    verdict = {**graded[0], "cached": 0}
+    response = await client.post("/v1/reports", json={"verdicts": [verdict]})
+    assert response.status_code == 422
+    assert "verdicts.0.cached" in response.json()["detail"]
+    samples = await client.post(
+        "/v1/grade", json={**json.loads(body(GOOD)), "judge": {"samples": "2"}}
+    )
+    assert samples.status_code == 422 and "judge.samples" in samples.json()["detail"]
+
+
+async def test_a_chunked_body_over_the_limit_is_413_without_reading_on(
+    client: httpx.AsyncClient,
+) -> None:
+    sent: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"transcripts": ['
+        for _ in range(200):  # 200 x 1 KiB against a 64 KiB limit
+            sent.append(1)
+            yield (GOOD[:-1] + ', "pad": "' + "x" * 1000 + '"},').encode()
+
+    response = await client.post(
+        "/v1/grade", content=chunks(), headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "request body over 65536 bytes" in response.json()["detail"]
+    assert len(sent) < 100  # it stopped reading soon after the limit
+
+
+@pytest.mark.parametrize("cursor", ["9223372036854775808", "-1", "1e3", "99999999999999999999999"])
+async def test_an_integer_parameter_past_its_bound_is_422(
+    client: httpx.AsyncClient, cursor: str
+) -> None:
+    job = (await post(client, "/v1/jobs", body(GOOD))).json()
+    response = await client.get(f"/v1/jobs/{job['id']}/verdicts", params={"cursor": cursor})
+    assert response.status_code == 422
+    assert "cursor" in response.json()["detail"]
+
+
+async def test_an_unknown_job_id_of_any_bytes_is_404(client: httpx.AsyncClient) -> None:
+    for job_id in ["%ED%A0%80", "x" * 300, "..%2F..%2Fetc"]:
+        response = await client.get(f"/v1/jobs/{job_id}")
+        assert response.status_code in (404, 422), response.text
+        assert response.headers["content-type"] == "application/problem+json"
