@@ -231,7 +231,8 @@ def grade(
 def _judges(settings: Settings, models: list[str] | None) -> list[Judge]:
     """The judges --model names (model strings or configured profiles; the offline judge when
     none)."""
-    names = dict.fromkeys(models or [OFFLINE_MODEL])
+    names = list(dict.fromkeys(models or [OFFLINE_MODEL]))
+    settings.check_judges(names)
     return [judge_for(settings.judge_profile(name)) for name in names]
 
 
@@ -395,7 +396,7 @@ def serve(
 
     from judge.logs import LOG_CONFIG
 
-    _load_settings().rubric_library()  # refuse to start on a bad configuration, with its reason
+    _check_configuration(_load_settings())
     uvicorn.run(
         "judge.server.app:app_from_environment",
         factory=True,
@@ -419,9 +420,15 @@ def worker() -> None:
     settings = _load_settings()
     if settings.queue_url is None:
         raise UsageError("judge worker needs JUDGE_QUEUE_URL=redis://host:port/db (the job queue)")
-    settings.rubric_library()  # refuse to start on a bad configuration, with its reason
+    _check_configuration(settings)
     logging.config.dictConfig(LOG_CONFIG)
     asyncio.run(run_worker(settings))
+
+
+def _check_configuration(settings: Settings) -> None:
+    """Refuse to start, saying why, on rubrics that do not load or judges that cannot call."""
+    settings.rubric_library()
+    settings.check_judges([*settings.profiles, *settings.allowed_models])
 
 
 def _load_settings() -> Settings:

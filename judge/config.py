@@ -7,6 +7,7 @@ the server is built by ``create_app(settings)``, and tests construct their own.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ from pydantic_settings import (
 )
 
 from judge.cache import CallCache, DiskCache, MemoryCache, RedisCache
+from judge.errors import JudgeSpecError
 from judge.judges.offline import OFFLINE_MODEL
-from judge.judges.profile import JudgeProfile
+from judge.judges.profile import JudgeProfile, profile_problem
 from judge.rubric import RubricLibrary, default_rubric_dir
 
 
@@ -130,6 +132,17 @@ class Settings(BaseSettings):
         return profile.filled(
             timeout=self.timeout, max_retries=self.max_retries, force_litellm=self.force_litellm
         )
+
+    def check_judges(self, names: Iterable[str]) -> None:
+        """Refuse, with a ``JudgeSpecError`` naming each, judges that could not make a call (a
+        model litellm cannot place, an unset key variable): before grading, not per verdict."""
+        problems = [
+            f"judge '{name}': {problem}"
+            for name in dict.fromkeys(names)
+            if (problem := profile_problem(self.judge_profile(name))) is not None
+        ]
+        if problems:
+            raise JudgeSpecError("; ".join(problems))
 
     def rubric_library(self) -> RubricLibrary:
         """The shipped rubrics, overridden by any in ``rubric_dirs`` with the same id."""

@@ -28,6 +28,7 @@ class ErrorKind(StrEnum):
     TIMEOUT = "timeout"
     RATE_LIMITED = "rate_limited"
     PROVIDER = "provider"
+    UNREACHABLE = "unreachable"
     NO_JUDGE = "no_judge"
     BUDGET = "budget"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from judge.cli import main
 from judge.config import Settings
 from judge.judges import JudgeProfile, LLMJudge, OfflineJudge, judge_for
 
@@ -77,3 +78,48 @@ def test_a_profile_reads_its_key_from_the_variable_it_names(
 
 def test_offline_is_the_built_in_judge() -> None:
     assert isinstance(judge_for(Settings().judge_profile("offline")), OfflineJudge)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["-m", "gpt-nonexistent-9"], {}, "cannot tell which provider serves the model"),
+        (["-m", "gpt-4o-mini"], {}, "set OPENAI_API_KEY"),
+        (["-m", "loose"], {}, "reads its key from LOOSE_KEY, which is unset"),
+        (["-m", "anthropic/claude-3-5-haiku-latest"], {}, "set ANTHROPIC_API_KEY"),
+    ],
+)
+def test_a_judge_that_cannot_call_is_a_usage_error_before_grading(
+    config_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    env: dict[str, str],
+    said: str,
+) -> None:
+    source = tmp_path / "t.jsonl"
+    source.write_text('{"prompt": "q", "response": "a"}\n')
+    out = tmp_path / "v.jsonl"
+    monkeypatch.setenv("JUDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+    assert main(["grade", str(source), "-r", "refusal", "-o", str(out), *args]) == 2
+
+    assert said in capsys.readouterr().err
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_local_servers_and_given_keys_pass_the_check(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUDGE_API_BASE", "http://127.0.0.1:8000/v1")
+    Settings().check_judges(["offline", "pinned", "openai/served"])  # an endpoint: no key needed
+    monkeypatch.setenv("LOOSE_KEY", "sk-loose")
+    Settings().check_judges(["loose"])
+
+
+def test_the_server_refuses_to_start_on_a_judge_that_cannot_call(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--port", "1"]) == 2  # 'loose' has no key; nothing is bound
+    assert "judge 'loose'" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 from judge.judges.base import Judge, JudgeRequest, call_groups
 from judge.judges.llm import LLMJudge
 from judge.judges.offline import OFFLINE_MODEL, OfflineJudge
-from judge.judges.profile import JudgeProfile, judge_for
+from judge.judges.profile import JudgeProfile, judge_for, profile_problem
 
 __all__ = [
     "OFFLINE_MODEL",
@@ -16,4 +16,5 @@ __all__ = [
     "OfflineJudge",
     "call_groups",
     "judge_for",
+    "profile_problem",
 ]

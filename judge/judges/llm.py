@@ -35,11 +35,13 @@ from judge.prompt import ChatMessages, render_logprob, render_reask, render_stru
 from judge.rubric import Criterion
 from judge.scoring import logprob_expectation, matching_escape, sampled_number
 from judge.transports import Completion, Transport, TransportError, resolve
+from judge.transports.breaker import CircuitBreaker
 from judge.verdict import JudgeResult, VerdictError
 
 
 class _Usage:
-    """Tokens and attempts summed over the calls one judge result needed (a re-ask is a call)."""
+    """Tokens and attempts summed over the calls one judge result needed: every try counts as
+    an attempt (a retry, a re-ask, one that failed); tokens and cost come from the replies."""
 
     def __init__(self) -> None:
         self.input_tokens = 0
@@ -50,7 +52,6 @@ class _Usage:
     def add(self, completion: Completion, price: tuple[float, float] | None) -> None:
         self.input_tokens += completion.input_tokens
         self.output_tokens += completion.output_tokens
-        self.attempts += 1
         if price is not None:
             cost = completion.input_tokens * price[0] + completion.output_tokens * price[1]
             self.cost = (self.cost or 0.0) + cost
@@ -89,6 +90,7 @@ class LLMJudge:
         self._limiter = AsyncLimiter(rpm, 60) if rpm else None
         self.force_litellm = force_litellm
         self._transport: Transport | None = None
+        self._breaker = CircuitBreaker(api_base or model)
         self._resolving = asyncio.Lock()
 
     @property
@@ -126,7 +128,7 @@ class LLMJudge:
         return result.model_copy(
             update={
                 "latency_ms": (time.perf_counter() - started) * 1000,
-                "attempts": max(usage.attempts, 1),
+                "attempts": usage.attempts,
                 "input_tokens": usage.input_tokens,
                 "output_tokens": usage.output_tokens,
                 "cost_usd": usage.cost,
@@ -238,28 +240,38 @@ class LLMJudge:
         transport = await self.transport()
         try:
             try:
-                completion = await self._send(transport, messages, params)
+                completion = await self._send(transport, messages, params, usage)
             except TransportError as exc:
                 if not exc.transient or self.max_retries == 0:
                     raise
-                completion = await self._retry(transport, messages, params, exc)
+                completion = await self._retry(transport, messages, params, usage, exc)
         except TransportError as exc:
             raise JudgeCallError(exc.kind, str(exc)) from exc
         usage.add(completion, prices(self.model))
         return completion
 
     async def _send(
-        self, transport: Transport, messages: ChatMessages, params: dict[str, Any]
+        self, transport: Transport, messages: ChatMessages, params: dict[str, Any], usage: _Usage
     ) -> Completion:
+        """One try, through the endpoint's circuit breaker (which fails it fast while open)."""
+        self._breaker.check()
         if self._limiter is not None:
             await self._limiter.acquire()
-        return await transport.complete(messages, params)
+        usage.attempts += 1
+        try:
+            completion = await transport.complete(messages, params)
+        except TransportError as exc:
+            self._breaker.record(exc)
+            raise
+        self._breaker.record(None)
+        return completion
 
     async def _retry(
         self,
         transport: Transport,
         messages: ChatMessages,
         params: dict[str, Any],
+        usage: _Usage,
         first: TransportError,
     ) -> Completion:
         """Retry a call whose first attempt failed transiently. The first attempt runs outside
@@ -277,7 +289,7 @@ class LLMJudge:
             with attempt:
                 if replay:
                     raise replay.pop()
-                completion = await self._send(transport, messages, params)
+                completion = await self._send(transport, messages, params, usage)
         return completion
 
 

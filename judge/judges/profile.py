@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from judge.judges.base import Judge
 from judge.judges.llm import LLMJudge
 from judge.judges.offline import OFFLINE_MODEL, OfflineJudge
+from judge.transports import model_problem
 
 
 class JudgeProfile(BaseModel):
@@ -47,6 +48,19 @@ class JudgeProfile(BaseModel):
         """This profile with its unset fields taken from ``defaults``."""
         unset = {k: v for k, v in defaults.items() if getattr(self, k) is None and v is not None}
         return self.model_copy(update=unset)
+
+
+def profile_problem(profile: JudgeProfile) -> str | None:
+    """Why a judge built from this profile could not make a call, found before any call is made
+    (litellm's import, seconds, for LLM profiles): a key variable the profile names that is unset,
+    a model litellm cannot place, a provider key missing from the environment."""
+    if profile.model == OFFLINE_MODEL:
+        return None
+    if profile.api_key_env and not os.environ.get(profile.api_key_env):
+        return (
+            f"the judge '{profile.model}' reads its key from {profile.api_key_env}, which is unset"
+        )
+    return model_problem(profile.model, profile.api_base, profile.api_key())
 
 
 def judge_for(profile: JudgeProfile) -> Judge:

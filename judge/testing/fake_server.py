@@ -32,6 +32,7 @@ class Reply:
     ``content`` is the assistant text; ``top_logprobs`` (token -> probability) adds a logprobs block
     for the first token; ``status`` other than 200 sends ``error_body`` instead, with ``headers``.
     ``delay`` is seconds to wait first. ``refusal`` fills the OpenAI ``message.refusal`` field.
+    ``raw_body`` is sent verbatim instead of a completion (a malformed or hostile reply).
     """
 
     content: str | None = ""
@@ -41,6 +42,7 @@ class Reply:
     delay: float = 0.0
     refusal: str | None = None
     error_body: dict[str, Any] | None = None
+    raw_body: bytes | None = None
 
 
 Responder = Callable[[dict[str, Any]], Reply]
@@ -121,6 +123,10 @@ class FakeJudgeServer:
         reply = self._queue.popleft() if self._queue else self.responder(body)
         if self.latency or reply.delay:
             await asyncio.sleep(self.latency + reply.delay)
+        if reply.raw_body is not None:
+            return web.Response(
+                body=reply.raw_body, status=reply.status, content_type="application/json"
+            )
         if reply.status != 200:
             error = reply.error_body or {"error": {"message": "scripted failure", "type": "fake"}}
             return web.json_response(error, status=reply.status, headers=reply.headers)

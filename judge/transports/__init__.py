@@ -15,7 +15,7 @@ either; its owner closes it with ``aclose``.
 
 from judge.transports.base import Completion, Transport, TransportError
 from judge.transports.http import HTTPTransport
-from judge.transports.litellm import LitellmTransport, litellm_module, resolve
+from judge.transports.litellm import LitellmTransport, litellm_module, model_problem, resolve
 
 __all__ = [
     "Completion",
@@ -24,5 +24,6 @@ __all__ = [
     "Transport",
     "TransportError",
     "litellm_module",
+    "model_problem",
     "resolve",
 ]

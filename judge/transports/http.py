@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from judge.errors import ErrorKind
 from judge.transports.base import Completion, TransportError, parse_retry_after
@@ -27,7 +28,7 @@ class HTTPTransport:
         self.headers = {"content-type": "application/json"}
         if api_key:
             self.headers["authorization"] = f"Bearer {api_key}"
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -51,13 +52,17 @@ class HTTPTransport:
             async with self._pool().post(
                 self.url, data=body, headers=self.headers, timeout=self.timeout
             ) as response:
-                raw = await response.read()
+                raw = await _read_limited(response)
                 if response.status != 200:
                     raise _classify_status(
                         response.status, raw, response.headers.get("retry-after")
                     )
         except TransportError:
             raise
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise TransportError(
+                ErrorKind.UNREACHABLE, f"cannot connect to {self.url}: {exc}", transient=True
+            ) from exc
         except TimeoutError as exc:
             raise TransportError(
                 ErrorKind.TIMEOUT,
@@ -68,7 +73,7 @@ class HTTPTransport:
             raise TransportError(
                 ErrorKind.PROVIDER, f"{type(exc).__name__}: {exc}", transient=True
             ) from exc
-        return _completion(orjson.loads(raw))
+        return _completion(raw)
 
 
 def _classify_status(status: int, raw: bytes, retry_after: str | None) -> TransportError:
@@ -94,20 +99,90 @@ def _classify_status(status: int, raw: bytes, retry_after: str | None) -> Transp
     )
 
 
-def _completion(data: dict[str, Any]) -> Completion:
-    choice = data["choices"][0]
-    message = choice.get("message") or {}
-    logprobs = (choice.get("logprobs") or {}).get("content")
-    usage = data.get("usage") or {}
+MAX_REPLY_BYTES = 8 * 2**20
+"""A judge's reply is a few kilobytes; an endpoint that sends more is not one to trust."""
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise TransportError(
+                ErrorKind.PROVIDER,
+                f"the judge endpoint sent a reply over {MAX_REPLY_BYTES} bytes",
+                transient=False,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _TopLogprob(BaseModel):
+    token: str
+    logprob: float = Field(allow_inf_nan=False, le=0)
+
+
+class _TokenLogprobs(BaseModel):
+    top_logprobs: list[_TopLogprob] = []
+
+
+class _Logprobs(BaseModel):
+    content: list[_TokenLogprobs] | None = None
+
+
+class _Message(BaseModel):
+    content: str | None = None
+    refusal: str | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts(cls, value: Any) -> Any:
+        """Some servers send content parts (``[{"type": "text", "text": ...}]``): join them."""
+        if isinstance(value, list):
+            return "".join(str(p.get("text", "")) for p in value if isinstance(p, dict))
+        return value
+
+
+class _Choice(BaseModel):
+    message: _Message = _Message()
+    finish_reason: str | None = None
+    logprobs: _Logprobs | None = None
+
+
+class _Usage(BaseModel):
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
+
+
+class _Reply(BaseModel):
+    """The part of an OpenAI chat completion the judge reads; the rest is ignored."""
+
+    choices: list[_Choice] = Field(min_length=1)
+    usage: _Usage | None = None
+
+
+def _completion(raw: bytes) -> Completion:
+    try:
+        reply = _Reply.model_validate_json(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "reply"
+        raise TransportError(
+            ErrorKind.PROVIDER,
+            f"malformed reply from the judge endpoint ({where}: {error['msg']})",
+            transient=False,
+        ) from None
+    choice = reply.choices[0]
+    tokens = choice.logprobs.content if choice.logprobs is not None else None
+    usage = reply.usage or _Usage()
     return Completion(
-        content=message.get("content") or "",
-        refusal=message.get("refusal"),
-        finish_reason=choice.get("finish_reason"),
+        content=choice.message.content or "",
+        refusal=choice.message.refusal,
+        finish_reason=choice.finish_reason,
         top_logprobs=(
-            [(item["token"], item["logprob"]) for item in logprobs[0].get("top_logprobs") or []]
-            if logprobs
-            else None
+            [(item.token, item.logprob) for item in tokens[0].top_logprobs] if tokens else None
         ),
-        input_tokens=usage.get("prompt_tokens") or 0,
-        output_tokens=usage.get("completion_tokens") or 0,
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
     )

@@ -5,6 +5,7 @@ takes seconds and 150 MiB, which the offline path never pays)."""
 from __future__ import annotations
 
 import os
+import socket
 from functools import cache
 from typing import Any
 
@@ -88,6 +89,8 @@ def _classify_litellm(litellm: Any, exc: Exception) -> TransportError:
         return TransportError(ErrorKind.TIMEOUT, message, transient=True)
     if isinstance(exc, litellm.ContentPolicyViolationError):
         return TransportError(ErrorKind.JUDGE_REFUSED, message, transient=False)
+    if _could_not_connect(exc):
+        return TransportError(ErrorKind.UNREACHABLE, message, transient=True)
     transient = isinstance(
         exc,
         litellm.APIConnectionError | litellm.InternalServerError | litellm.ServiceUnavailableError,
@@ -124,3 +127,38 @@ def resolve(
         or (os.environ.get("OPENAI_API_KEY") if provider == "openai" else None)
     )
     return HTTPTransport(name, base, key, timeout)
+
+
+def _could_not_connect(exc: BaseException) -> bool:
+    """Whether the failure was the connection itself (refused, no route, no such host): litellm
+    wraps it (as an InternalServerError, say), so look down the chain of causes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError | socket.gaierror) or type(seen).__name__ in (
+            "ConnectError",
+            "ClientConnectorError",
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def model_problem(model: str, api_base: str | None, api_key: str | None) -> str | None:
+    """Why litellm could not call this model string as configured, or None: a model whose
+    provider it cannot tell, or a provider whose API key variable is unset (where a key is the
+    only way in; cloud credentials such as AWS's have other sources, and are not checked)."""
+    litellm = litellm_module()
+    try:
+        litellm.get_llm_provider(model=model, api_base=api_base, api_key=api_key)
+    except Exception:
+        return (
+            f"litellm cannot tell which provider serves the model '{model}': name it as "
+            f"provider/model (openai/{model}, anthropic/..., gemini/...; for an OpenAI-compatible "
+            "server: openai/NAME with --api-base URL)"
+        )
+    if api_key or api_base:
+        return None
+    missing = litellm.validate_environment(model=model).get("missing_keys") or []
+    if missing and all(name.endswith("_API_KEY") for name in missing):
+        return f"the model '{model}' needs its API key: set {' or '.join(missing)}"
+    return None
