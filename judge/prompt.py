@@ -1,35 +1,27 @@
 """Rendering judge prompts from a rubric and a transcript.
 
-Transcript text is data. Before it enters a prompt, every occurrence of the tags this module uses
-as delimiters (``<transcript>``, ``<message>``, ``<question>``, ``<answer>``, ``<system_prompt>``)
-is neutralized, so a judged model cannot close the transcript block and write instructions to the
-judge.
+Transcript text is data: every piece of it (message text, the question and answer, the system
+prompt, the reference answer, a group's variant names) is neutralized (``judge.neutralize``)
+before it enters a prompt, so a judged model cannot close the transcript block and write
+instructions to the judge.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from string import Template
 from typing import Any
 
+from judge.neutralize import attribute, neutralize
 from judge.rubric import Criterion, Rubric
 from judge.transcript import Message, Subject, Transcript, TranscriptGroup
 from judge.transcript_files import parse_record
 
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"
 """Bumped whenever rendering or parsing changes what a judge sees or how replies are read; it is
 part of every cache key."""
 
-RESERVED_TAGS = ("transcript", "message", "question", "answer", "system_prompt")
-_TAG = re.compile(r"<(/?\s*(?:" + "|".join(RESERVED_TAGS) + r"))", re.IGNORECASE)
-
 ChatMessages = list[dict[str, str]]
-
-
-def neutralize(text: str) -> str:
-    """Defuse our delimiter tags inside judged text: ``<answer>`` becomes ``\u2039answer>``."""
-    return _TAG.sub("\u2039\\1", text)
 
 
 def render_transcript(subject: Subject) -> str:
@@ -37,7 +29,7 @@ def render_transcript(subject: Subject) -> str:
     a group renders each member as a numbered transcript."""
     if isinstance(subject, TranscriptGroup):
         return "\n".join(
-            _render_one(member, f' index="{i}" variant="{variant}"')
+            _render_one(member, f' index="{i}" variant="{attribute(variant)}"')
             for i, (member, variant) in enumerate(
                 zip(subject.members, subject.variants, strict=True)
             )

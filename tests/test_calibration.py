@@ -18,8 +18,8 @@ from judge.datasets import Split, load_emergent_misalignment, load_xstest
 from judge.grading import Grader
 from judge.judges.llm import LLMJudge
 from judge.judges.offline import OfflineJudge
+from judge.neutralize import neutralize
 from judge.plan import JudgePlan
-from judge.prompt import neutralize
 from judge.reports import rates
 from judge.rubric import RubricLibrary
 from judge.testing.fake_server import FakeJudgeServer, Reply

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from judge.judges.base import call_groups
-from judge.prompt import PROMPT_VERSION, neutralize, render_logprob, render_structured
+from judge.neutralize import neutralize
+from judge.prompt import PROMPT_VERSION, render_logprob, render_structured
 from judge.rubric import RubricLibrary, default_rubric_dir
 from judge.transcript import Transcript
 
