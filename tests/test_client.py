@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from judge.client import AsyncClient, Client, JudgeAPIError, JudgeUnavailableError
+from judge.client import AsyncClient, Client, JudgeAPIError, JudgeUnavailableError, resume
 from judge.client.calls import batch, canonical
 from judge.client.resume import Cursor, Outage
 from judge.transcript import Transcript
@@ -302,6 +302,28 @@ async def test_a_stream_that_keeps_dropping_without_progress_gives_up(asynchrono
         await read_verdicts(stream, max_wait=0.3)
     assert isinstance(caught.value.last_error, httpx.RemoteProtocolError)
     assert stream.cursors[0] == 0 and set(stream.cursors[1:]) == {2}
+
+
+def test_a_drop_after_a_healthy_stream_starts_a_fresh_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream that reopened after an outage and then stayed up (a slow job) gets the whole
+    max_wait again when it drops; one that dies at once continues the outage it came from."""
+    monkeypatch.setattr(resume, "HEALTHY", 0.05)
+    outage = Outage(URL, limit=1.0)
+    cursor = Cursor("j1", 0, outage)
+    outage.since = time.monotonic() - 10  # an outage long ago, before the stream reopened
+    cursor.call()
+    cursor.opened()
+    time.sleep(0.1)
+    cursor.dropped(httpx.ReadError("connection reset"))
+    assert outage.waited < 0.1
+
+    outage.since = time.monotonic() - 10
+    cursor.call()
+    cursor.opened()
+    with pytest.raises(JudgeUnavailableError):
+        cursor.dropped(httpx.ReadError("connection reset"))
 
 
 def test_a_stream_that_ends_inside_a_line_is_resumed_not_trusted() -> None:

@@ -85,6 +85,7 @@ class Client:
         stream = Cursor(job_id, cursor, Outage(self.base_url, self.max_wait))
         while True:
             response = Retrying(**retry_policy(stream.outage, True))(self._open, stream.call())
+            stream.opened()
             try:
                 for chunk in response.iter_bytes():
                     yield from stream.feed(chunk)
@@ -220,6 +221,7 @@ class AsyncClient:
         while True:
             retrying = AsyncRetrying(**retry_policy(stream.outage, True))
             response: httpx.Response = await retrying(self._open, stream.call())
+            stream.opened()
             try:
                 async for chunk in response.aiter_bytes():
                     for verdict in stream.feed(chunk):

@@ -31,6 +31,7 @@ NOT_DONE = frozenset({429, 503})  # the server did no work: always safe to send 
 GATEWAY = frozenset({502, 504})  # a proxy's: the request may have reached the server
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 BROKEN = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
+HEALTHY = 5.0  # seconds a stream must stay up to end an outage without bringing verdicts
 BACKOFF = wait_exponential(multiplier=0.2, max=2.0) + wait_random(0, 0.1)  # 0.2, 0.4, ... 2 s
 
 
@@ -109,14 +110,17 @@ class Cursor:
         self.outage = outage
         self.reconnects = 0
         self._partial = b""
-        self._opened_at = position
+        self._opened = (time.monotonic(), position)  # when the connection opened, and where
         self._fruitless = 0  # drops in a row that brought no verdict
 
     def call(self) -> Call[None]:
         """The request that (re)opens the stream where it stands."""
         self._partial = b""  # the server sends that line again, whole
-        self._opened_at = self.position
         return verdicts(self.job_id, self.position)
+
+    def opened(self) -> None:
+        """The stream is open (after however many attempts it took)."""
+        self._opened = (time.monotonic(), self.position)
 
     def feed(self, chunk: bytes) -> list[Verdict]:
         """The verdicts whose lines this chunk completes."""
@@ -133,11 +137,16 @@ class Cursor:
             raise httpx.RemoteProtocolError("the verdict stream ended inside a line")
 
     def dropped(self, error: httpx.TransportError) -> float:
-        """The connection broke: an outage begins (not on an idle stream's read timeout), past
-        ``max_wait`` the client gives up, and otherwise it reconnects after the returned seconds:
-        at once if the connection brought verdicts, backing off if it brought none."""
+        """The connection broke. A connection that brought verdicts or stayed up ``HEALTHY``
+        seconds ends any earlier outage; the drop begins one (an idle stream's read timeout
+        excepted). Past ``max_wait`` the client gives up; otherwise it reconnects after the
+        returned seconds: at once after verdicts, backing off after drops that brought none."""
         self.reconnects += 1
-        self._fruitless = 0 if self.position > self._opened_at else self._fruitless + 1
+        since, position = self._opened
+        progressed = self.position > position
+        if progressed or time.monotonic() - since >= HEALTHY:
+            self.outage.recovered()
+        self._fruitless = 0 if progressed else self._fruitless + 1
         delay = min(2.0, 0.1 * 2**self._fruitless) if self._fruitless else 0.0
         if not isinstance(error, httpx.ReadTimeout):
             self.outage.failed()
