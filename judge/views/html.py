@@ -237,7 +237,8 @@ def _calibration(
         mine = [v for v in verdicts if v.rubric.id == rubric_id]
         label = next((c for c in rubric.criteria if c.labels is not None), None)
         if label is not None:
-            mine = [v for v in mine if v.metadata.get("gold") in label.label_names]
+            names = set(label.label_names)
+            mine = [v for v in mine if v.metadata.get("gold") in names]
         else:
             mine = [v for v in mine if isinstance(v.metadata.get("gold_scores"), dict)]
         if mine:

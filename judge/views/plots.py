@@ -12,6 +12,7 @@ with distinct markers so they also survive a grey-scale printer. Labels are draw
 from __future__ import annotations
 
 import io
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,6 +45,8 @@ STYLE: dict[RcKeyType, Any] = {
     "axes.titlelocation": "left",
     "legend.frameon": False,
 }
+DRAWING = threading.Lock()
+"""matplotlib's settings are process-wide: one figure at a time (a server renders in threads)."""
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 ET.register_namespace("", SVG_NS)
@@ -70,7 +73,7 @@ def rate_overview(
     band = max(0.32, 0.13 * len(models))
     heights = [len(rubrics) * band + 0.3 for rubrics in categories.values()]
     offsets = _offsets(len(models), 0.62)
-    with matplotlib.rc_context(STYLE):
+    with DRAWING, matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(6.4, sum(heights) + 0.7), layout="constrained")
         axes = figure.subplots(
             len(categories), 1, sharex=True, height_ratios=heights, squeeze=False
@@ -145,7 +148,7 @@ def forest(comparisons: Sequence[Comparison], *, ident: str, title: str, descrip
     labels = [
         f"{c.rubric}: {c.model_b} - {c.model_a}" if several else c.rubric for c in comparisons
     ]
-    with matplotlib.rc_context(STYLE):
+    with DRAWING, matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(6.4, 0.32 * len(comparisons) + 1.0), layout="constrained")
         ax = figure.subplots()
         ax.axvline(0, color="#000000", linewidth=0.9, linestyle="--")
@@ -190,7 +193,7 @@ def trend(
     panels = [(cat, rubrics) for cat, rubrics in categories.items() if rubrics]
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
-    with matplotlib.rc_context({**STYLE, "axes.grid.axis": "y"}):
+    with DRAWING, matplotlib.rc_context({**STYLE, "axes.grid.axis": "y"}):
         width = max(4.2, 2.5 * columns + 0.6)
         figure = Figure(figsize=(width, 2.3 * rows + 0.4), layout="constrained")
         axes = figure.subplots(rows, columns, squeeze=False, sharey=True)
