@@ -179,3 +179,13 @@ async def test_judge_report_html_writes_the_report(
     assert "names models no verdict has: nobody" in capsys.readouterr().err
     with pytest.raises(UsageError):
         render_html([], order=["x"])
+
+
+def test_no_graded_verdict_gives_a_page_that_says_so() -> None:
+    failed = verdict("m", "p", False).model_copy(
+        update={"status": Status.NOT_APPLICABLE, "flagged": None, "reason": "no system prompt"}
+    )
+    for verdicts in ([], [failed]):
+        page = render_html(verdicts)
+        assert 'class="plot"' not in page and "No verdict was graded" in page
+    assert "1: no system prompt" in page
