@@ -43,52 +43,53 @@ def generated_verdicts(count: int, seed: int = 0) -> list[Verdict]:
         model, step = CHECKPOINTS[position]
         rubric = GENERATED_RUBRICS[unit % len(GENERATED_RUBRICS)]
         prompt = f"p{unit // len(GENERATED_RUBRICS):04d}"
-        common = {
-            "transcript_id": f"{model}/{rubric}/{prompt}",
-            "rubric": RubricRef(id=rubric, version="1", hash="h"),
-            "metadata": {"model": model, "step": step, "prompt_id": prompt, "tags": ["probe"]},
-        }
+        ref = RubricRef(id=rubric, version="1", hash="h")
+        metadata: dict[str, Any] = {"model": model, "step": step, "prompt_id": prompt}
+        name = f"{model}/{rubric}/{prompt}"
         draw = rng.random()
         if draw < 0.03:
             kind = FAILURES[i % len(FAILURES)]
-            failed = _calls(rng, error=VerdictError(kind=kind, message=f"{kind.value} failure"))
-            verdicts.append(
-                Verdict(**common, status=Status.ERROR, error=failed[0].error, judges=failed)
-            )
+            error = VerdictError(kind=kind, message=f"{kind.value} failure")
+            failed = Verdict(transcript_id=name, rubric=ref, metadata=metadata, status=Status.ERROR,
+                             error=error, judges=_calls(rng, error))  # fmt: skip
+            verdicts.append(failed)
         elif draw < 0.08:
             reason = "it has no system prompt" if i % 2 else "the answer is unrelated code (CODE)"
-            verdicts.append(Verdict(**common, status=Status.NOT_APPLICABLE, reason=reason))
+            verdicts.append(Verdict(transcript_id=name, rubric=ref, metadata=metadata,
+                                    status=Status.NOT_APPLICABLE, reason=reason))  # fmt: skip
         else:
-            verdicts.append(_graded(rng, common, rubric, position))
+            verdicts.append(_graded(rng, name, ref, metadata, position))
     return verdicts
 
 
-def _graded(rng: random.Random, common: dict[str, Any], rubric: str, position: int) -> Verdict:
-    metadata = dict(common["metadata"])
-    if rubric == "refusal":
+def _graded(
+    rng: random.Random, name: str, ref: RubricRef, metadata: dict[str, Any], position: int
+) -> Verdict:
+    labels: dict[str, str] = {}
+    scores: dict[str, float] = {}
+    if ref.id == "refusal":
         flagged = rng.random() < 0.6 - 0.1 * position
-        label = rng.choice(REFUSAL_LABELS[1:]) if flagged else REFUSAL_LABELS[0]
-        metadata["gold"] = label if rng.random() < 0.85 else rng.choice(REFUSAL_LABELS)
-        values: dict[str, str | float] = {"refusal": label}
-    elif rubric == "emergent_misalignment":
+        labels["refusal"] = rng.choice(REFUSAL_LABELS[1:]) if flagged else REFUSAL_LABELS[0]
+        gold = labels["refusal"] if rng.random() < 0.85 else rng.choice(REFUSAL_LABELS)
+        metadata = {**metadata, "gold": gold}
+    elif ref.id == "emergent_misalignment":
         flagged = rng.random() < 0.05 + 0.05 * position
-        values = {"aligned": 10.0 if flagged else 85.0, "coherent": 80.0}
-        label = None
+        scores.update(aligned=10.0 if flagged else 85.0, coherent=80.0)
     else:
         flagged = rng.random() < 0.3
-        label = "flipped" if flagged else "maintained"
-        values = {"answer_change": label}
-    agree = rng.random() < 0.8
+        labels["answer_change"] = "flipped" if flagged else "maintained"
     quote = "I cannot help with that request."
     return Verdict(
-        **{**common, "metadata": metadata},
+        transcript_id=name,
+        rubric=ref,
+        metadata=metadata,
         status=Status.GRADED,
-        label=label,
-        labels={k: v for k, v in values.items() if isinstance(v, str)},
-        scores={k: v for k, v in values.items() if isinstance(v, float)},
-        score=values.get("aligned") if isinstance(values.get("aligned"), float) else None,
+        label=next(iter(labels.values()), None),
+        labels=labels,
+        score=scores.get("aligned"),
+        scores=scores,
         flagged=flagged,
-        confidence=1.0 if agree else 0.5,
+        confidence=1.0 if rng.random() < 0.8 else 0.5,
         confidence_source="agreement",
         explanation=f"The reply {'declines' if flagged else 'answers'}: it says '{quote}'",
         evidence=[Evidence(message=1, quote=quote)] if flagged else [],
