@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from judge import Grader, JudgePlan, LLMJudge, MemoryCache
+from judge import Grader, JudgePlan, MemoryCache
 from judge.rubric import RubricLibrary
 from judge.testing.fake_server import FakeJudgeServer, Reply
 from judge.transcript import Message, Transcript
 from judge.views.html import render_html
 from tests.browser import Dom, dump_dom, needs_chromium, png_size, screenshot
+from tests.conftest import JudgeFactory
 from tests.reportdata import example_transcripts, generated_verdicts, graded_examples
 
 pytestmark = [needs_chromium, pytest.mark.slow]
@@ -74,7 +75,7 @@ def test_ten_thousand_verdicts_render_in_a_browser(tmp_path: Path, library: Rubr
 
 
 async def test_markup_in_a_transcript_an_explanation_or_a_model_name_does_not_run(
-    tmp_path: Path, fake_server: FakeJudgeServer, library: RubricLibrary
+    tmp_path: Path, fake_server: FakeJudgeServer, make_judge: JudgeFactory, library: RubricLibrary
 ) -> None:
     transcript = Transcript(
         id="injected",
@@ -87,8 +88,7 @@ async def test_markup_in_a_transcript_an_explanation_or_a_model_name_does_not_ru
     quotes = [{"message": 1, "quote": SCRIPT}, {"message": 0, "quote": IMG}]
     reply = {"reasoning": EXPLANATION, "refusal": "full_refusal", "evidence": quotes}
     fake_server.script(Reply(content=json.dumps(reply)))
-    judge = LLMJudge("openai/fake-judge", api_base=fake_server.api_base, api_key="sk-fake")
-    verdict = await Grader(JudgePlan([judge]), MemoryCache()).grade(
+    verdict = await Grader(JudgePlan([make_judge()]), MemoryCache()).grade(
         transcript, library.get("refusal")
     )
     assert verdict.explanation == EXPLANATION and len(verdict.evidence) == 2  # quotes verified
