@@ -299,6 +299,24 @@ def report(
     as_json: Annotated[
         bool, typer.Option("--json", metavar="", help="JSON instead of tables.")
     ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Write a self-contained HTML report with plots here."),
+    ] = None,
+    order: Annotated[
+        str,
+        typer.Option(metavar="A,B,C", help="Checkpoints in training order (--html)."),
+    ] = "",
+    transcripts: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="FILE", help="Transcript files whose text the HTML report shows (repeatable)."
+        ),
+    ] = None,
+    drill_down: Annotated[
+        int, typer.Option(min=0, metavar="N", help="Flagged transcripts shown per rubric (--html).")
+    ] = 20,
+    rubric_dir: RubricDirs = None,
 ) -> None:
     """Flag rates with 95% intervals, counts of every status, and paired model comparisons."""
     from judge.reports import compare as compare_models
@@ -306,6 +324,26 @@ def report(
 
     verdicts = read_verdicts(files)
     keys = [key.strip() for key in by.split(",") if key.strip()]
+    if html is not None:
+        from judge.views.html import render_html
+
+        settings = _settings(rubric_dir)
+        texts, problems = (
+            _read_inputs(transcripts, settings.max_transcript_chars) if transcripts else ([], [])
+        )
+        _print_problems(problems)
+        page = render_html(
+            verdicts,
+            by=keys,
+            compare=compare,
+            order=[name.strip() for name in order.split(",") if name.strip()],
+            rubrics=settings.rubric_library(),
+            transcripts=texts,
+            drill_down=drill_down,
+        )
+        html.write_text(page, encoding="utf-8")
+        stderr.print(f"wrote {html} ({len(verdicts)} verdicts)", highlight=False)
+        return
     rows = rates(verdicts, keys)
     comparisons = compare_models(verdicts, *compare) if compare else []
     if as_json:

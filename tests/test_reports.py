@@ -1,16 +1,29 @@
-"""Rates with intervals, bootstrap over prompts, paired comparisons, and the report command."""
+"""Rates with intervals, bootstrap over prompts, paired comparisons, trends, judge provenance,
+and the report command."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import pytest
 
 from judge.cli import main
-from judge.errors import ErrorKind
-from judge.reports import compare, rates, read_verdicts, wilson
-from judge.verdict import RubricRef, Status, Verdict, VerdictError
+from judge.errors import ErrorKind, UsageError
+from judge.reports import (
+    checkpoints,
+    compare,
+    confidence_summary,
+    judge_usage,
+    rates,
+    read_verdicts,
+    trend,
+    wilson,
+)
+from judge.verdict import JudgeResult, RubricRef, Status, Verdict, VerdictError
 
 RUBRIC = RubricRef(id="refusal", version="1", hash="h")
 
@@ -91,3 +104,112 @@ def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     bad.write_text('{"not": "a verdict"}\n')
     assert main(["report", str(bad)]) == 2
     assert read_verdicts([path])[0].metadata["model"] == "base"
+
+
+def test_not_applicable_verdicts_are_counted_by_reason() -> None:
+    verdicts = [verdict("m", "a", True)]
+    for prompt, reason in [("b", "no system prompt"), ("c", "no system prompt"), ("d", "code")]:
+        verdicts.append(
+            verdict("m", prompt, None, Status.NOT_APPLICABLE).model_copy(update={"reason": reason})
+        )
+    [row] = rates(verdicts, [])
+    assert row.not_applicable == 3
+    assert row.not_applicable_by_reason == {"no system prompt": 2, "code": 1}
+
+
+def test_bootstrap_intervals_equal_resampling_one_at_a_time() -> None:
+    """The vectorized statistics give the interval scipy gives calling them per resample."""
+    from scipy.stats import bootstrap
+
+    # prompts named so that their sorted order (compare's) is their numeric order
+    base = [verdict("base", f"p{p:02}", (p * 7 + s) % 5 == 0) for p in range(30) for s in range(3)]
+    tuned = [verdict("tuned", f"p{p:02}", (p * 3 + s) % 4 == 0)
+             for p in range(30) for s in range(1 + p % 3)]  # fmt: skip
+    [row] = rates(base, [])
+    [result] = compare(base + tuned, "base", "tuned")
+    counts = np.array([[sum((p * 7 + s) % 5 == 0 for s in range(3)), 3] for p in range(30)])
+    pairs = np.array(
+        [[*counts[p], sum((p * 3 + s) % 4 == 0 for s in range(1 + p % 3)), 1 + p % 3]
+         for p in range(30)]
+    )  # fmt: skip
+
+    def one_at_a_time(statistic: Callable[[np.ndarray], float]) -> tuple[float, float]:
+        found = bootstrap((np.arange(30),), statistic, vectorized=False, n_resamples=2000,
+                          method="percentile", rng=np.random.default_rng(0))  # fmt: skip
+        return found.confidence_interval.low, found.confidence_interval.high
+
+    def rate(i: np.ndarray) -> float:
+        return float(counts[i, 0].sum() / counts[i, 1].sum())
+
+    def difference(i: np.ndarray) -> float:
+        sums = pairs[i].sum(axis=0)
+        return float(sums[2] / sums[3] - sums[0] / sums[1])
+
+    assert (row.ci_low, row.ci_high) == pytest.approx(one_at_a_time(rate))
+    assert (result.ci_low, result.ci_high) == pytest.approx(one_at_a_time(difference))
+
+
+def stepped(model: str, step: int | None, prompt: str, flagged: bool) -> Verdict:
+    made = verdict(model, prompt, flagged)
+    if step is None:
+        return made
+    return made.model_copy(update={"metadata": {**made.metadata, "step": step}})
+
+
+def test_checkpoints_follow_the_order_given_else_metadata_step() -> None:
+    verdicts = [stepped("late", 900, "a", True), stepped("early", 100, "a", False)]
+    verdicts += [stepped("mid", 500, "a", True)]
+    assert [(c.model, c.position, c.step) for c in checkpoints(verdicts)] == [
+        ("early", 0, 100.0), ("mid", 1, 500.0), ("late", 2, 900.0)
+    ]  # fmt: skip
+    assert [c.model for c in checkpoints(verdicts, ["late", "early"])] == ["late", "early"]
+    with pytest.raises(UsageError, match="lat3"):
+        checkpoints(verdicts, ["lat3"])
+    assert checkpoints([*verdicts, stepped("unstepped", None, "a", True)]) == []
+    assert checkpoints([*verdicts, stepped("late", 901, "b", True)]) == []  # two steps: no order
+
+
+def test_trend_gives_each_rubric_its_rate_at_each_checkpoint_in_order() -> None:
+    verdicts = [stepped("b", 2, f"p{i}", i < 8) for i in range(10)]
+    verdicts += [stepped("a", 1, f"p{i}", i < 2) for i in range(10)]
+    order = checkpoints(verdicts)
+    points = trend(rates(verdicts, ["model", "rubric"]), order)
+    assert [(p.rubric, p.checkpoint.model, p.rate) for p in points] == [
+        ("refusal", "a", 0.2), ("refusal", "b", 0.8)
+    ]  # fmt: skip
+    assert all(p.ci_low is not None and p.ci_low < p.rate for p in points if p.rate)
+
+
+def test_judge_usage_counts_calls_and_charges_only_the_paid_ones() -> None:
+    def call(model: str, sample: int, cached: bool, error: bool = False) -> JudgeResult:
+        failure = VerdictError(kind=ErrorKind.TIMEOUT, message="t") if error else None
+        return JudgeResult(model=model, sample=sample, criteria=("refusal",), cached=cached,
+                           scoring=None if error else "structured", input_tokens=100,
+                           output_tokens=10, cost_usd=0.5, error=failure)  # fmt: skip
+
+    first = verdict("m", "a", True).model_copy(
+        update={"judges": [call("gpt", 0, False), call("gpt", 1, True), call("claude", 0, False)]}
+    )
+    second = verdict("m", "b", None, Status.ERROR).model_copy(
+        update={"judges": [call("gpt", 0, False, error=True)]}
+    )
+    usage = {u.model: u for u in judge_usage([first, second])}
+    gpt = usage["gpt"]
+    assert (gpt.verdicts, gpt.calls, gpt.cached, gpt.samples, gpt.errors) == (2, 3, 1, 2, 1)
+    assert (gpt.input_tokens, gpt.output_tokens, gpt.cost_usd) == (200, 20, 1.0)
+    assert gpt.scoring == {"structured": 2, "failed": 1}
+    assert (usage["claude"].calls, usage["claude"].cost_usd) == (1, 0.5)
+
+
+def test_confidence_summary_per_rubric_and_source() -> None:
+    def sure(confidence: float, source: Literal["agreement", "logprob_mass"]) -> Verdict:
+        return verdict("m", "a", True).model_copy(
+            update={"confidence": confidence, "confidence_source": source}
+        )
+
+    summary = confidence_summary(
+        [sure(1.0, "agreement"), sure(0.5, "agreement"), sure(0.9, "logprob_mass")]
+    )
+    assert [(c.source, c.verdicts, c.mean, c.lowest, c.full) for c in summary] == [
+        ("agreement", 2, 0.75, 0.5, 1), ("logprob_mass", 1, 0.9, 0.9, 0)
+    ]  # fmt: skip

@@ -1,1 +1,6 @@
-"""Views: results rendered for people (rich tables for the terminal; more formats beside them)."""
+"""Views: verdicts and the statistics of ``judge.reports`` rendered for people to read.
+
+A view computes no statistics of its own; it lays out what ``judge.reports`` and
+``judge.calibration`` compute: ``judge.views.tables`` for the terminal (rich), and
+``judge.views.html`` for one self-contained HTML file.
+"""
