@@ -5,7 +5,6 @@
     │   ├── RubricError         a rubric file is invalid, or no rubric has that id
     │   ├── TranscriptError     a transcript record is malformed (carries line and field)
     │   ├── JudgeSpecError      a judge specification cannot be used (unknown reducer, bad model)
-    │   ├── AuthenticationError no valid API key (HTTP 401)
     │   ├── NotFoundError       no such job or rubric (HTTP 404)
     │   ├── ConflictError       an idempotency key reused for a different request (HTTP 409)
     │   └── TooLargeError       a request over the configured limits (HTTP 413)
@@ -61,10 +60,6 @@ class TranscriptError(UsageError):
 
 class JudgeSpecError(UsageError):
     """A judge specification (models, samples, reducer) cannot be used."""
-
-
-class AuthenticationError(UsageError):
-    """The request carries no valid API key."""
 
 
 class NotFoundError(UsageError):

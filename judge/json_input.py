@@ -18,11 +18,14 @@ from typing import Any
 MAX_DEPTH = 64
 """Deepest nesting accepted (a transcript record needs about 6 levels)."""
 
-MAX_INTEGER = 2**63 - 1
-"""Largest integer magnitude accepted: what SQLite, Redis and every JSON library agree on."""
+MAX_NUMBER = 2**63 - 1
+"""Largest magnitude of a number accepted (integer or not): what SQLite, Redis and every JSON
+library agree on for integers, and one bound the API's document can state for all numbers."""
 
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-"""Control characters other than tab, line feed and carriage return; lone surrogates."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""Lone surrogates: a decoded string holds one only where the JSON escaped half a pair."""
+_CONTROL_OR_SURROGATE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+"""The same, and control characters other than tab, line feed and carriage return."""
 
 
 class JSONInputError(ValueError):
@@ -44,9 +47,10 @@ def decode_text(data: bytes) -> str:
         ) from None
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes, *, controls: bool = False) -> Any:
     """Decode one JSON document, refusing duplicate keys, non-finite and oversized numbers, and
-    nesting deeper than ``MAX_DEPTH``; then ``check`` the strings in it."""
+    nesting deeper than ``MAX_DEPTH``; then ``check`` it (``controls``: control characters in
+    strings are allowed)."""
     if isinstance(text, bytes):
         text = decode_text(text)
     try:
@@ -62,23 +66,26 @@ def loads(text: str | bytes) -> Any:
         raise JSONInputError(message) from None
     except RecursionError:
         raise JSONInputError(f"nested deeper than {MAX_DEPTH} levels") from None
-    check(value)
+    check(value, controls=controls)
     return value
 
 
-def check(value: Any, field: str = "") -> None:
-    """Refuse strings with control characters or lone surrogates (in keys too), integers beyond
-    ``MAX_INTEGER`` and nesting beyond ``MAX_DEPTH``, anywhere in a decoded value."""
+def check(value: Any, field: str = "", *, controls: bool = False) -> None:
+    """Refuse strings with lone surrogates or (unless ``controls``) control characters, in keys
+    too, numbers beyond ``MAX_NUMBER`` and nesting beyond ``MAX_DEPTH``, anywhere in a decoded
+    value. Transcript text may hold no control character; other input (a verdict's judge output
+    sent back for a report) may."""
+    forbidden = _SURROGATE if controls else _CONTROL_OR_SURROGATE
     stack: list[tuple[Any, str, int]] = [(value, field, 0)]
     while stack:
         item, path, depth = stack.pop()
         if isinstance(item, str):
-            _check_text(item, path)
-        elif isinstance(item, bool | float) or item is None:
+            _check_text(item, path, forbidden)
+        elif isinstance(item, bool) or item is None:
             continue
-        elif isinstance(item, int):
-            if abs(item) > MAX_INTEGER:
-                raise JSONInputError(f"integer beyond +-{MAX_INTEGER}", path or None)
+        elif isinstance(item, int | float):
+            if abs(item) > MAX_NUMBER:
+                raise JSONInputError(f"number beyond +-{MAX_NUMBER}", path or None)
         elif isinstance(item, dict | list):
             if depth >= MAX_DEPTH:
                 top = path.split(".", 1)[0]  # the field it hangs from; the rest is only digits
@@ -87,12 +94,12 @@ def check(value: Any, field: str = "") -> None:
             for key, child in pairs:
                 child_path = f"{path}.{key}" if path else str(key)
                 if isinstance(key, str):
-                    _check_text(key, child_path)
+                    _check_text(key, child_path, forbidden)
                 stack.append((child, child_path, depth + 1))
 
 
-def _check_text(text: str, field: str) -> None:
-    found = _FORBIDDEN.search(text)
+def _check_text(text: str, field: str, forbidden: re.Pattern[str]) -> None:
+    found = forbidden.search(text)
     if found is None:
         return
     code = ord(found.group())
@@ -117,13 +124,13 @@ def _no_constant(name: str) -> Any:
 
 
 def _integer(text: str) -> int:
-    if len(text.lstrip("-")) > 19 or abs(number := int(text)) > MAX_INTEGER:
+    if len(text.lstrip("-")) > 19 or abs(number := int(text)) > MAX_NUMBER:
         raise JSONInputError(f"integer {text[:24]}{'...' if len(text) > 24 else ''} is too large")
     return number
 
 
 def _finite(text: str) -> float:
     number = float(text)
-    if number in (float("inf"), float("-inf")):
+    if abs(number) > MAX_NUMBER:  # infinity too
         raise JSONInputError(f"number {text[:24]} is too large")
     return number

@@ -8,9 +8,9 @@ that uses the same judge shares its single-flight table, concurrency limits and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from judge.assembly import Reducer
 from judge.cache import CachePolicy, CallCache
@@ -19,26 +19,79 @@ from judge.errors import JudgeSpecError
 from judge.grading import Grader
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
 from judge.plan import JudgePlan
-from judge.verdict import Verdict
+from judge.verdict import Integer, Verdict
+
+
+def alternatives(data: Any, names: tuple[str, ...], *, required: bool) -> Any:
+    """Check, before validation, that at most one of these fields is given (exactly one when
+    ``required``), and none as null: the API documents them as alternatives, and a request
+    that names both is ambiguous however the server would read it."""
+    if not isinstance(data, dict):
+        return data
+    given = [name for name in names if name in data]
+    nulls = [name for name in given if data[name] is None]
+    if nulls:
+        raise ValueError(f"'{nulls[0]}' may not be null; leave it out instead")
+    quoted = " or ".join(f"'{name}'" for name in names)
+    if len(given) > 1:
+        raise ValueError(f"give only one of {quoted}")
+    if required and not given:
+        raise ValueError(f"give {quoted}")
+    return data
+
+
+def alternatives_schema(
+    names: tuple[str, ...], *, required: bool
+) -> Callable[[dict[str, Any]], None]:
+    """A model's ``json_schema_extra`` that documents ``alternatives``: the fields are never
+    null, and at most one (exactly one when ``required``) is given."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        for name in names:
+            field = schema["properties"][name]
+            options = [o for o in field.pop("anyOf", []) if o != {"type": "null"}]
+            field.update(options[0] if len(options) == 1 else {"anyOf": options} if options else {})
+            field.pop("default", None)
+        if required:
+            schema["oneOf"] = [{"required": [name]} for name in names]
+        else:
+            schema["not"] = {"required": list(names)}
+
+    return edit
 
 
 class JudgeSelection(BaseModel):
-    """Which judge grades: a configured profile, or models from profiles and the allow-list.
+    """Which judge grades: a configured profile, or models from profiles and the allow-list
+    (neither: the server's default profile, else the offline judge).
 
     There is deliberately no ``api_base`` or key here: a caller can never aim the server's
     credentials at a URL of its choosing.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra=alternatives_schema(("profile", "models"), required=False),
+    )
 
-    profile: str | None = Field(default=None, description="A configured judge profile.")
-    models: list[str] | None = Field(
+    profile: str | None = Field(
         default=None,
         min_length=1,
+        exclude_if=lambda value: value is None,
+        description="A configured judge profile.",
+    )
+    models: Annotated[list[str], Field(min_length=1)] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
         description="Profile names or allow-listed model strings, graded as an ensemble.",
     )
-    samples: int = Field(default=1, ge=1, le=20)
+    samples: Integer = Field(default=1, ge=1, le=20)
     reducer: Reducer = Field(default=Reducer.MAJORITY, strict=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way(cls, data: Any) -> Any:
+        return alternatives(data, ("profile", "models"), required=False)
 
 
 class GraderPool:
@@ -58,8 +111,6 @@ class GraderPool:
 
     def names(self, selection: JudgeSelection) -> list[str]:
         """The profile or model names a selection stands for; ``JudgeSpecError`` if not allowed."""
-        if selection.profile is not None and selection.models is not None:
-            raise JudgeSpecError("give either 'profile' or 'models', not both")
         if selection.models is not None:
             names = list(dict.fromkeys(selection.models))
         elif selection.profile is not None:

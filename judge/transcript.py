@@ -35,9 +35,9 @@ class Message(BaseModel):
         if isinstance(value, list):
             texts = []
             for part in value:
-                if not isinstance(part, dict) or "text" not in part:
-                    raise ValueError("content parts must be objects with a 'text' field")
-                texts.append(str(part["text"]))
+                if not isinstance(part, dict) or not isinstance(part.get("text"), str):
+                    raise ValueError("content parts must be objects with a 'text' string")
+                texts.append(part["text"])
             return "\n".join(texts)
         return value
 
@@ -65,7 +65,10 @@ class Transcript(BaseModel):
     @field_validator("id", mode="before")
     @classmethod
     def _id_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) else value
+        """A numeric id as text: ``7``, and ``7.0`` as JSON may spell an integer, are ``"7"``."""
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @cached_property
     def content_hash(self) -> str:

@@ -55,6 +55,8 @@ def parse_record(
             if not isinstance(record.get(required), str):
                 raise TranscriptError("is required and must be a string", line=line, field=required)
         system = record.get("system")
+        if system is not None and not isinstance(system, str):
+            raise TranscriptError("must be a string", line=line, field="system")
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": record["prompt"]},
             {"role": "assistant", "content": record["response"]},

@@ -9,11 +9,23 @@ never a label.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from judge.errors import ErrorKind
+
+
+def _integral(value: Any) -> Any:
+    """``7.0`` as ``7``: JSON (and its Schema) call an integral number an integer however it is
+    spelled; anything else is left to strict validation (``"7"`` stays an error)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integral)]
+"""An integer field of an input: strict, but whole floats count."""
 
 
 class Status(StrEnum):
@@ -48,9 +60,9 @@ class Evidence(BaseModel):
 
     model_config = ConfigDict(frozen=True, strict=True)
 
-    message: int
+    message: Integer
     quote: str
-    transcript: int | None = None
+    transcript: Integer | None = None
 
 
 Scoring = Literal["structured", "logprob", "sampled", "offline"]
@@ -64,7 +76,7 @@ class JudgeResult(BaseModel):
     model_config = ConfigDict(strict=True)
 
     model: str
-    sample: int
+    sample: Integer
     criteria: tuple[str, ...] = Field(strict=False)
     scoring: Scoring | None = None
     values: dict[str, str | float] = {}
@@ -74,10 +86,10 @@ class JudgeResult(BaseModel):
     unscored: str | None = None
     numeric_mass: float | None = None
     raw_output: str | None = None
-    attempts: int = 1
+    attempts: Integer = 1
     latency_ms: float = 0.0
-    input_tokens: int | None = None
-    output_tokens: int | None = None
+    input_tokens: Integer | None = None
+    output_tokens: Integer | None = None
     cost_usd: float | None = None
     cached: bool = False
     key: str = ""
@@ -107,7 +119,7 @@ class Verdict(BaseModel):
     explanation: str | None = None
     details: dict[str, str] = {}
     evidence: list[Evidence] = []
-    evidence_dropped: int = 0
+    evidence_dropped: Integer = 0
     reason: str | None = None
     members: list[str] = []
     judges: list[JudgeResult] = []

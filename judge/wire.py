@@ -3,12 +3,13 @@ out): shared by the server and its clients, so this module imports neither FastA
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, model_validator
 
 from judge.jobs.store import JobRecord, JobSpec, JobState
 from judge.reports import Comparison, RateRow
+from judge.selection import alternatives, alternatives_schema
 from judge.verdict import Summary, Verdict
 
 
@@ -16,14 +17,114 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class ContentPart(BaseModel):
+    """A part of a message's content, as OpenAI sends it: its text is what the judge reads."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str
+
+
+class MessageRecord(BaseModel):
+    """A chat message as sent: OpenAI format, tool calls and results kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class ChatRecord(BaseModel):
+    """A transcript in OpenAI chat format; other top-level fields are kept in metadata."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | int | None = None
+    messages: list[MessageRecord] = Field(min_length=1)
+    metadata: dict[str, Any] = {}
+
+
+class PromptRecord(BaseModel):
+    """A single-turn transcript; other top-level fields are kept in metadata."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | int | None = None
+    prompt: str
+    response: str
+    system: str | None = None
+    metadata: dict[str, Any] = {}
+
+
+def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its ``$defs`` references replaced by what they name, so it can stand
+    inside another document (OpenAPI's components hold only models, not these)."""
+    definitions = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+TranscriptRecord = Annotated[
+    dict[str, Any],
+    WithJsonSchema(inline_schema(TypeAdapter(ChatRecord | PromptRecord).json_schema())),
+]
+"""A transcript as sent: read by ``judge.transcript_files.parse_record``, whose errors name the
+record's index and field; documented as the two record forms."""
+
+
 class GradeCreate(JobSpec):
     """A batch to grade: transcript records (chat or prompt/response format) and how to grade."""
 
-    transcripts: list[dict[str, Any]] = Field(min_length=1)
+    transcripts: list[TranscriptRecord] = Field(min_length=1)
 
     def spec(self) -> JobSpec:
         """How to grade, without the transcripts (what a job stores beside them)."""
         return JobSpec.model_validate(self.model_dump(exclude={"transcripts"}))
+
+
+class ProblemItem(BaseModel):
+    """One thing wrong with a request: where, and what."""
+
+    location: str
+    message: str
+
+
+class Problem(BaseModel):
+    """Every error the API returns (RFC 9457 problem details, ``application/problem+json``):
+    ``detail`` says what to fix; ``errors`` lists each invalid field of a 422."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemItem] | None = None
+    checks: dict[str, bool] | None = None
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Rubrics loaded, cache and job store usable."""
+
+    status: Literal["ready"]
+    checks: dict[str, bool]
 
 
 class GradePublic(BaseModel):
@@ -99,17 +200,31 @@ class JudgesPublic(BaseModel):
     offline: str = "offline"
 
 
-class ReportCreate(_Request):
-    """Rates over verdicts: those of a job, or verdicts sent inline."""
+Grouping = Literal["model", "rubric", "tag", "judge"]
 
-    job_id: str | None = None
-    verdicts: list[Verdict] | None = None
-    by: list[str] = ["model", "rubric"]
+
+class ReportCreate(_Request):
+    """Rates over verdicts: those of a job (``job_id``), or verdicts sent inline, not both."""
+
+    model_config = ConfigDict(
+        json_schema_extra=alternatives_schema(("job_id", "verdicts"), required=True)
+    )
+
+    job_id: str | None = Field(
+        default=None, min_length=1, max_length=64, exclude_if=lambda value: value is None
+    )
+    verdicts: list[Verdict] | None = Field(default=None, exclude_if=lambda value: value is None)
+    by: list[Grouping] = ["model", "rubric"]
     compare: tuple[str, str] | None = Field(
         default=None,
         strict=False,
         description="Two models to compare on shared prompts: [base, tuned].",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source(cls, data: Any) -> Any:
+        return alternatives(data, ("job_id", "verdicts"), required=True)
 
 
 class ReportPublic(BaseModel):

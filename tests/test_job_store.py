@@ -120,3 +120,24 @@ def test_finishing_and_cancelling_end_the_lease(store: JobStore, refusal: Rubric
     assert not store.add_verdicts(cancelled, "a", [(0, _verdict("t0", True))])
     assert store.claim_job(cancelled, "b", 30) is None
     assert store.ping()
+
+
+def test_a_deleted_job_is_gone_with_its_key_and_its_runner_stores_nothing(
+    store: JobStore, refusal: Rubric
+) -> None:
+    job_id, _ = _create(store, refusal, key="batch-9")
+    store.claim_job(job_id, "a", 30)
+    assert store.add_verdicts(job_id, "a", [(0, _verdict("t0", True))])
+
+    store.delete(job_id)
+
+    with pytest.raises(NotFoundError):
+        store.get(job_id)
+    assert store.verdict_lines(job_id, 0, 10) == []
+    assert store.transcripts(job_id, 0, 10) == []
+    assert not store.add_verdicts(job_id, "a", [(1, _verdict("t1", False))])
+    assert not store.renew(job_id, "a", 30)
+    again, created = _create(store, refusal, key="batch-9", request_hash="other")
+    assert created and again != job_id  # the key may be used for a new job
+    with pytest.raises(NotFoundError):
+        store.delete(job_id)

@@ -206,11 +206,35 @@ async def test_job_idempotency_cancel_and_not_found(client: httpx.AsyncClient) -
     assert again.headers["idempotent-replayed"] == "true"
     assert other.status_code == 409
 
-    cancelled = await client.delete(f"/v1/jobs/{first.json()['id']}")
+    cancelled = await client.post(f"/v1/jobs/{first.json()['id']}/cancel")
     assert cancelled.json()["state"] in {"cancelled", "succeeded"}
     assert (await client.get("/v1/jobs/nope")).status_code == 404
     assert (await client.get("/v1/jobs/nope/verdicts")).status_code == 404
     assert (await client.post("/v1/jobs", json={**body, "rubrics": ["x"]})).status_code == 422
+
+
+async def test_a_deleted_job_is_gone_and_stops(
+    client: httpx.AsyncClient, fake_server: FakeJudgeServer
+) -> None:
+    fake_server.latency = 0.05
+    try:
+        records = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(200)]
+        body = {"transcripts": records, "rubrics": ["refusal"], "judge": {"profile": "fake"}}
+        job_id = (await client.post("/v1/jobs", json=body)).json()["id"]
+        await wait_for(client, job_id, {"running"})
+
+        deleted = await client.delete(f"/v1/jobs/{job_id}")
+
+        assert deleted.status_code == 204 and deleted.content == b""
+        for path in (f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/verdicts"):
+            assert (await client.get(path)).status_code == 404
+        assert (await client.delete(f"/v1/jobs/{job_id}")).status_code == 404
+        await asyncio.sleep(0.5)
+        sent = fake_server.request_count
+        await asyncio.sleep(0.5)
+        assert fake_server.request_count - sent <= 64  # only what was already in flight
+    finally:
+        fake_server.latency = 0.0
 
 
 async def test_cancelling_a_running_job_stops_it(
@@ -225,7 +249,7 @@ async def test_cancelling_a_running_job_stops_it(
         )
         job_id = created.json()["id"]
         await wait_for(client, job_id, {"running"})
-        cancelled = (await client.delete(f"/v1/jobs/{job_id}")).json()
+        cancelled = (await client.post(f"/v1/jobs/{job_id}/cancel")).json()
         assert cancelled["state"] == "cancelled"
         await asyncio.sleep(0.5)
         sent = fake_server.request_count
@@ -287,10 +311,10 @@ async def test_reports_over_a_job_and_inline_verdicts(client: httpx.AsyncClient)
         "/v1/reports", json={"verdicts": [json.loads(line) for line in lines], "by": ["tag"]}
     )
     assert {row["group"]["tag"] for row in inline.json()["rates"]} >= {"residual_refusal"}
-    assert (await client.post("/v1/reports", json={"by": ["model"]})).status_code == 400
-    assert (
-        await client.post("/v1/reports", json={"job_id": job_id, "by": ["x"]})
-    ).status_code == 400
+    neither = await client.post("/v1/reports", json={"by": ["model"]})
+    assert neither.status_code == 422 and "give 'job_id' or 'verdicts'" in neither.text
+    unknown = await client.post("/v1/reports", json={"job_id": job_id, "by": ["x"]})
+    assert unknown.status_code == 422 and "body.by.0" in unknown.json()["detail"]
 
 
 async def test_an_unreachable_redis_job_store_is_a_503_not_a_500(

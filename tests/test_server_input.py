@@ -43,7 +43,8 @@ async def post(client: httpx.AsyncClient, path: str, content: bytes) -> httpx.Re
     [
         (body(GOOD, '{"prompt": "hi", "response": "bad \\ud800"}'),
          "transcripts.1.response", "lone surrogate"),
-        (body('{"prompt": "hi\\u0000", "response": "x"}'), "transcripts.0.prompt", "control"),
+        (body('{"prompt": "hi\\u0000", "response": "x"}'),
+         "transcripts[0]: field 'prompt'", "control"),
         (body('{"prompt": "a", "prompt": "b", "response": "x"}'), "prompt", "duplicate key"),
         (body(GOOD, extra=', "rubrics": ["refusal"]'), "rubrics", "duplicate key"),
         (body('{"prompt": "a", "response": "x", "n": NaN}'), "body", "NaN"),

@@ -97,9 +97,19 @@ def submit(body: dict[str, Any], idempotency_key: str | None) -> Call[JobPublic]
     return _post("/v1/jobs", body, JobPublic.model_validate_json, headers=headers)
 
 
-def job(job_id: str, method: str = "GET") -> Call[JobPublic]:
-    """Look at a job (GET) or cancel it (DELETE)."""
-    return Call(method, f"/v1/jobs/{job_id}", JobPublic.model_validate_json)
+def job(job_id: str) -> Call[JobPublic]:
+    """Look at a job."""
+    return Call("GET", f"/v1/jobs/{job_id}", JobPublic.model_validate_json)
+
+
+def cancel(job_id: str) -> Call[JobPublic]:
+    """Stop a job (its stored verdicts stay)."""
+    return Call("POST", f"/v1/jobs/{job_id}/cancel", JobPublic.model_validate_json)
+
+
+def delete(job_id: str) -> Call[None]:
+    """Remove a job with its transcripts and verdicts."""
+    return Call("DELETE", f"/v1/jobs/{job_id}", lambda _: None)
 
 
 def verdicts(job_id: str, cursor: int) -> Call[None]:
@@ -114,7 +124,8 @@ def report(
     by: str | Sequence[str] | None,
     compare: tuple[str, str] | None,
 ) -> Call[ReportPublic]:
-    fields: dict[str, Any] = {"job_id": job_id, "verdicts": verdicts, "compare": compare}
+    given = {"job_id": job_id, "verdicts": verdicts, "compare": compare}
+    fields: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if by is not None:
         fields["by"] = _names(by)
     body = ReportCreate(**fields).model_dump(mode="json", exclude_defaults=True)

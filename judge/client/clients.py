@@ -110,8 +110,12 @@ class Client:
         return self._call(calls.job(job_id))
 
     def cancel(self, job_id: str) -> JobPublic:
-        """Cancel the job; the verdicts stored so far stay readable."""
-        return self._call(calls.job(job_id, "DELETE"))
+        """Stop the job; the verdicts stored so far stay readable."""
+        return self._call(calls.cancel(job_id))
+
+    def delete(self, job_id: str) -> None:
+        """Remove the job, its transcripts and its verdicts (the verdict cache keeps the calls)."""
+        self._call(calls.delete(job_id))
 
     def report(
         self,
@@ -249,7 +253,11 @@ class AsyncClient:
 
     async def cancel(self, job_id: str) -> JobPublic:
         """As ``Client.cancel``."""
-        return await self._call(calls.job(job_id, "DELETE"))
+        return await self._call(calls.cancel(job_id))
+
+    async def delete(self, job_id: str) -> None:
+        """As ``Client.delete``."""
+        await self._call(calls.delete(job_id))
 
     async def report(
         self,

@@ -76,6 +76,7 @@ class RedisJobStore:
                 "created_at": now,
                 "updated_at": now,
                 "request_hash": request_hash,
+                "idempotency_key": idempotency_key or "",
                 "lease_owner": "",
                 "lease_until": 0,
             },
@@ -202,6 +203,16 @@ class RedisJobStore:
 
         self._redis.transaction(cancel, key)
         return self.get(job_id)
+
+    def delete(self, job_id: str) -> None:
+        key = self._job(job_id)
+        idempotency_key = self._redis.hget(key, "idempotency_key")
+        if not self._redis.exists(key):
+            raise NotFoundError(f"no job '{job_id}'")
+        doomed = [key, f"{key}:transcripts", f"{key}:verdicts", f"{key}:pairs"]
+        if idempotency_key:
+            doomed.append(f"{self.prefix}idempotency:{idempotency_key}")
+        self._redis.delete(*doomed)
 
     def verdict_lines(self, job_id: str, cursor: int, limit: int) -> list[str]:
         """Stored verdicts from position ``cursor`` on, as JSON text, in output order."""

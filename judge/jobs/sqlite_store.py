@@ -256,6 +256,13 @@ class SqliteJobStore:
                 )
             return self._get(db, job_id)
 
+    def delete(self, job_id: str) -> None:
+        with self._transaction() as db:
+            self._get(db, job_id)  # NotFoundError for no such job
+            for table, column in (("job_verdicts", "job_id"), ("job_transcripts", "job_id")):
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
     def verdict_lines(self, job_id: str, cursor: int, limit: int) -> list[str]:
         """Stored verdicts from position ``cursor`` on, as JSON text, in output order."""
         rows = self._db().execute(

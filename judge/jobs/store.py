@@ -106,7 +106,14 @@ class JobStore(Protocol):
         self, job_id: str, owner: str, state: JobState, error: str | None = None
     ) -> None: ...
 
-    def cancel(self, job_id: str) -> JobRecord: ...
+    def cancel(self, job_id: str) -> JobRecord:
+        """Stop the job (a finished one stays as it is); its stored verdicts stay readable."""
+        ...
+
+    def delete(self, job_id: str) -> None:
+        """Remove the job, its transcripts, its verdicts and its Idempotency-Key; a runner that
+        held it stores nothing more (``NotFoundError`` if there is no such job)."""
+        ...
 
     def verdict_lines(self, job_id: str, cursor: int, limit: int) -> list[str]:
         """Stored verdicts from position ``cursor`` on, as JSON text, in output order."""

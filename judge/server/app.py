@@ -19,13 +19,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from judge.config import Settings
 from judge.errors import (
-    AuthenticationError,
     ConflictError,
     JudgeError,
     JudgeSpecError,
@@ -44,7 +44,9 @@ from judge.jobs.sqlite_store import SqliteJobStore
 from judge.jobs.store import JobStore
 from judge.metrics import Metrics
 from judge.selection import GraderPool
+from judge.server.auth import APIKeys
 from judge.server.body_limit import BodyLimit
+from judge.server.openapi import allowed_methods, document
 from judge.server.routes import add_routes
 from judge.server.state import ServerState, problem
 
@@ -52,7 +54,6 @@ access_log = logging.getLogger("judge.access")
 logger = logging.getLogger(__name__)
 
 _STATUS: list[tuple[type[Exception], int]] = [
-    (AuthenticationError, 401),
     (NotFoundError, 404),
     (ConflictError, 409),
     (TooLargeError, 413),
@@ -98,21 +99,24 @@ def create_app(settings: Settings) -> FastAPI:
             await pool.aclose()
             await cache.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # the docs' assets come from the package: air-gapped hosts see them
         title="judge",
         summary="Grade model transcripts for misgeneralization with LLM judges.",
         version="0.1.0",
         lifespan=lifespan,
     )
     add_routes(app)
+    app.openapi = document(app, settings)  # type: ignore[method-assign]
     _add_error_handlers(app)
-    app.middleware("http")(_access_middleware(metrics))
+    # Outermost last: the access log sees every answer, the key is checked before the body.
     app.add_middleware(
         BodyLimit,
         limit_for=lambda path: (
             settings.max_job_body_bytes if path.startswith("/v1/jobs") else settings.max_body_bytes
         ),
     )
+    app.add_middleware(APIKeys, keys=settings.api_keys)
+    app.middleware("http")(_access_middleware(metrics))
     return app
 
 
@@ -124,10 +128,7 @@ def app_from_environment() -> FastAPI:
 def _add_error_handlers(app: FastAPI) -> None:
     async def judge_error(request: Request, exc: Exception) -> JSONResponse:
         status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
-        response = problem(status, str(exc))
-        if status == 401:
-            response.headers["www-authenticate"] = "Bearer"
-        return response
+        return problem(status, str(exc))
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -138,10 +139,19 @@ def _add_error_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:10])
         return problem(422, f"invalid request: {detail}", errors=errors)
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        response = problem(exc.status_code, str(exc.detail))
-        response.headers.update(exc.headers or {})
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 405:  # Starlette's Allow names one route's methods, not the path's
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            allowed = allowed_methods(app, request.url.path)
+            headers["allow"] = ", ".join(allowed)
+            if request.method == "OPTIONS" and allowed:
+                return Response(status_code=204, headers=headers)
+            detail = f"{request.method} is not allowed here; use one of: {headers['allow']}"
+        response = problem(exc.status_code, detail)
+        response.headers.update(headers)
         return response
 
     async def redis_down(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from judge.server.state import problem
+from judge.server.state import send_problem
 
 
 class BodyLimit:
@@ -72,6 +72,4 @@ def _too_large(limit: int) -> str:
 
 
 async def _send_too_large(send: Send, limit: int) -> None:
-    response = problem(413, _too_large(limit))
-    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})
+    await send_problem(send, 413, _too_large(limit))

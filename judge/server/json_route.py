@@ -3,7 +3,8 @@
 FastAPI decodes bodies with the standard ``json`` module, which keeps the last of duplicate keys
 and lets NaN, huge integers, lone surrogates and control characters through to code that fails
 on them later (a 500). ``StrictJSONRoute`` decodes the body first and hands FastAPI the result;
-what it refuses becomes a 422 whose error names the field.
+what it refuses becomes a 422 whose error names the field. Control characters pass here:
+transcript records refuse them when they are read (``parse_record``), other fields need not.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class StrictJSONRoute(APIRoute):
                 if body:
                     try:
                         # Starlette's Request.json() returns this, decoded once, to FastAPI.
-                        request._json = loads(body)
+                        request._json = loads(body, controls=True)
                     except JSONInputError as exc:
                         where = tuple(exc.field.split(".")) if exc.field else ()
                         raise RequestValidationError(

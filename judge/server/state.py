@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from starlette.types import Send
 
 from judge.cache import CallCache
 from judge.config import Settings
@@ -66,3 +67,13 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
+
+
+async def send_problem(
+    send: Send, status: int, detail: str, headers: dict[str, str] | None = None
+) -> None:
+    """A problem response sent by ASGI middleware, which answers before any route runs."""
+    response = problem(status, detail)
+    response.headers.update(headers or {})
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -9,6 +9,7 @@ from judge.judges import OFFLINE_MODEL
 from judge.rubric import Rubric
 from judge.server.dependencies import State
 from judge.server.json_route import StrictJSONRoute
+from judge.server.openapi import errors
 from judge.wire import JudgePublic, JudgesPublic, RubricPublic, RubricSummary
 
 router = APIRouter(tags=["discovery"], route_class=StrictJSONRoute)
@@ -20,7 +21,7 @@ async def list_rubrics(state: State) -> list[RubricSummary]:
     return [_rubric_summary(rubric) for rubric in state.library]
 
 
-@router.get("/v1/rubrics/{rubric_id}")
+@router.get("/v1/rubrics/{rubric_id}", responses=errors(404))
 async def get_rubric(rubric_id: str, state: State) -> RubricPublic:
     """One rubric: version, hash, labels and scales, decision rule, output schema, shape."""
     try:

@@ -9,13 +9,14 @@ from judge.grouping import units
 from judge.server.dependencies import State
 from judge.server.intake import parse_transcripts, rubrics_for
 from judge.server.json_route import StrictJSONRoute
+from judge.server.openapi import errors
 from judge.verdict import Summary, Verdict
 from judge.wire import GradeCreate, GradePublic
 
 router = APIRouter(tags=["grading"], route_class=StrictJSONRoute)
 
 
-@router.post("/v1/grade")
+@router.post("/v1/grade", responses=errors(413, 422))
 async def grade(body: GradeCreate, state: State) -> GradePublic:
     """Grade a small batch and wait for the verdicts: one per (transcript, rubric) in input order,
     then one per (group, paired or group rubric)."""

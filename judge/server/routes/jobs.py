@@ -8,24 +8,36 @@ import hashlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from judge.errors import TooLargeError
+from judge.errors import NotFoundError, TooLargeError
 from judge.jobs.store import TERMINAL
 from judge.server.dependencies import State
 from judge.server.intake import parse_transcripts, rubrics_for
 from judge.server.json_route import StrictJSONRoute
+from judge.server.openapi import errors
 from judge.server.state import ServerState
 from judge.wire import GradeCreate, JobPublic
 
 router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
 
+JobId = Annotated[str, Path(max_length=64, description="The id POST /v1/jobs returned.")]
+
 MAX_CURSOR = 2**53
 """Far past any job (max_job_pairs bounds a job), and within every integer a store keeps."""
 
 
-@router.post("/v1/jobs", status_code=202)
+@router.post(
+    "/v1/jobs",
+    status_code=202,
+    responses={
+        202: {
+            "headers": {"Location": {"description": "The job's URL", "schema": {"type": "string"}}}
+        },
+        **errors(409, 413, 422, 503),
+    },
+)
 async def create_job(
     body: GradeCreate,
     state: State,
@@ -60,25 +72,41 @@ async def create_job(
     return JobPublic.of(job)
 
 
-@router.get("/v1/jobs/{job_id}")
-async def get_job(job_id: str, state: State) -> JobPublic:
+@router.get("/v1/jobs/{job_id}", responses=errors(404, 503))
+async def get_job(job_id: JobId, state: State) -> JobPublic:
     """State, counts by status and error kind, calls made and cost so far."""
     return JobPublic.of(await asyncio.to_thread(state.store.get, job_id))
 
 
-@router.delete("/v1/jobs/{job_id}")
-async def cancel_job(job_id: str, state: State) -> JobPublic:
-    """Cancel a job; verdicts already stored stay available."""
+@router.post("/v1/jobs/{job_id}/cancel", responses=errors(404, 503))
+async def cancel_job(job_id: JobId, state: State) -> JobPublic:
+    """Stop a job; the verdicts it has stored stay available (a finished job stays as it is)."""
     return JobPublic.of(await asyncio.to_thread(state.store.cancel, job_id))
+
+
+@router.delete("/v1/jobs/{job_id}", status_code=204, responses=errors(404, 503))
+async def delete_job(job_id: JobId, state: State) -> Response:
+    """Stop a job and remove it with its transcripts and verdicts (the verdict cache keeps
+    every judge call it paid for). Its Idempotency-Key may then be used again."""
+    await asyncio.to_thread(state.store.delete, job_id)
+    return Response(status_code=204)
 
 
 @router.get(
     "/v1/jobs/{job_id}/verdicts",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}},
+    responses={
+        200: {
+            "description": "One verdict a line (NDJSON), in a fixed order",
+            "content": {
+                "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Verdict"}}
+            },
+        },
+        **errors(404, 422, 503),
+    },
 )
 async def job_verdicts(
-    job_id: str,
+    job_id: JobId,
     state: State,
     cursor: Annotated[
         int, Query(ge=0, le=MAX_CURSOR, description="Verdicts already received.")
@@ -103,7 +131,10 @@ async def _stream(state: ServerState, job_id: str, cursor: int, follow: bool) ->
             cursor += len(lines)
             yield "".join(line + "\n" for line in lines)
             continue
-        job = await asyncio.to_thread(state.store.get, job_id)
+        try:
+            job = await asyncio.to_thread(state.store.get, job_id)
+        except NotFoundError:  # deleted while streaming: the stream ends where it is
+            return
         if not follow or job.state in TERMINAL:
             return
         with contextlib.suppress(TimeoutError):  # other processes' progress shows on the poll

@@ -1,4 +1,4 @@
-"""Operations: liveness and readiness (no key needed, for probes) and Prometheus metrics."""
+"""Operations: liveness and readiness (no key needed: probes) and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from judge.server.dependencies import State
+from judge.server.openapi import errors
 from judge.server.state import problem
+from judge.wire import Health, Readiness
 
-public = APIRouter(tags=["operations"])
-protected = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"])
 
 
-@public.get("/healthz")
-async def healthz() -> dict[str, str]:
+@router.get("/healthz")
+async def healthz() -> Health:
     """The process is up."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@public.get("/readyz")
+@router.get("/readyz", response_model=Readiness, responses=errors(503))
 async def readyz(state: State) -> JSONResponse:
     """Rubrics loaded, cache and job store writable."""
     checks = {
@@ -34,7 +35,11 @@ async def readyz(state: State) -> JSONResponse:
     return problem(503, f"not ready: {failing}", checks=checks)
 
 
-@protected.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}}}},
+)
 async def metrics(state: State) -> Response:
     """Prometheus exposition: requests, verdicts, judge calls and latency, cache, cost."""
     return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
