@@ -331,3 +331,28 @@ async def test_an_unreachable_redis_job_store_is_a_503_not_a_500(
     assert "the job store or queue (Redis) is unavailable" in submitted.json()["detail"]
     assert ready.status_code == 503 and ready.json()["checks"]["jobs"] is False
     assert graded.status_code == 200
+
+
+async def test_the_html_report_of_a_job_and_of_inline_verdicts(client: httpx.AsyncClient) -> None:
+    response = "I cannot help with that <script>alert(1)</script>."
+    hostile = {"id": "x-script", "prompt": "Pick a lock?", "response": response, "model": "m"}
+    body = {"transcripts": [*RECORDS, hostile], "rubrics": ["refusal"]}
+    job_id = (await client.post("/v1/jobs", json=body)).json()["id"]
+    await wait_for(client, job_id, {"succeeded"})
+
+    page = await client.get(f"/v1/jobs/{job_id}/report", headers={"accept": "text/html"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for section in ('id="overview"', 'id="status"', 'id="judges"', 'id="drill-down"'):
+        assert section in page.text
+    assert "I cannot help with that" in page.text  # the flagged transcript's text, from the store
+    assert "<script>alert(1)" not in page.text and "&lt;script&gt;" in page.text
+
+    as_json = await client.get(f"/v1/jobs/{job_id}/report", params={"format": "json"})
+    assert as_json.json()["rates"]
+    lines = (await client.get(f"/v1/jobs/{job_id}/verdicts")).text.splitlines()
+    inline = {"verdicts": [json.loads(line) for line in lines]}
+    html = await client.post("/v1/reports", json=inline, params={"format": "html"})
+    assert html.headers["content-type"].startswith("text/html") and 'id="overview"' in html.text
+    negotiated = await client.post("/v1/reports", json=inline, headers={"accept": "text/html"})
+    assert 'id="overview"' in negotiated.text
+    assert "rates" in (await client.post("/v1/reports", json=inline)).json()
