@@ -515,9 +515,10 @@ def rubrics_validate(
             rubric = load_rubric(path)
             typer.echo(f"ok  {path}  {rubric.id} v{rubric.version}  {rubric.content_hash[:12]}")
         except UsageError as exc:
-            problems.append(str(exc))
+            problems += str(exc).splitlines()
     if problems:
-        raise UsageError("\n".join(problems))
+        count = f"{len(problems)} problem{'s' * (len(problems) > 1)}"
+        raise UsageError(f"{count} in the rubrics:\n" + "\n".join(problems))
 
 
 @cache_app.command("stats")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +32,7 @@ from pydantic import (
 
 from judge.errors import RubricError
 from judge.formula import Formula
+from judge.plain_errors import describe_error
 
 PLACEHOLDERS = frozenset(
     {
@@ -101,21 +103,23 @@ class Criterion(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Criterion:
+        problems = []
         if (self.labels is None) == (self.scale is None):
-            raise ValueError(f"criterion '{self.name}' needs exactly one of 'labels' or 'scale'")
+            problems.append(f"criterion '{self.name}' needs exactly one of 'labels' or 'scale'")
         if self.labels is not None:
             names = [label.name for label in self.labels]
             if len(names) < 2 or len(set(names)) != len(names):
-                raise ValueError(f"criterion '{self.name}' needs at least two distinct labels")
+                problems.append(f"criterion '{self.name}' needs at least two distinct labels")
             if self.scoring == "logprob":
-                raise ValueError(f"criterion '{self.name}': logprob scoring needs a scale")
+                problems.append(f"criterion '{self.name}': logprob scoring needs a scale")
         if self.scoring == "logprob" and not self.prompt:
-            raise ValueError(f"criterion '{self.name}': logprob scoring needs its own 'prompt'")
+            problems.append(f"criterion '{self.name}': logprob scoring needs its own 'prompt'")
         if self.scoring == "structured" and (self.prompt or self.escapes):
-            raise ValueError(
+            problems.append(
                 f"criterion '{self.name}': 'prompt' and 'escapes' belong to logprob criteria; "
                 "structured criteria share the rubric's prompt"
             )
+        _raise_all(problems)
         return self
 
     @property
@@ -239,51 +243,65 @@ class Rubric(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Rubric:
+        """Every cross-field problem at once (one per line), so an author fixes them in one go."""
+        _raise_all(list(self._problems()))
+        return self
+
+    def _problems(self) -> Iterator[str]:
         names = [c.name for c in self.criteria]
         if len(set(names)) != len(names):
-            raise ValueError("criterion names must be unique")
+            yield "criterion names must be unique"
         if self.structured_criteria and self.prompt is None:
-            raise ValueError("structured criteria need the rubric's 'prompt' (system and user)")
+            yield "structured criteria need the rubric's 'prompt' (system and user)"
         if set(self.requires) >= GROUP_REQUIREMENTS:
-            raise ValueError("a rubric requires 'paired' or 'group', not both")
+            yield "a rubric requires 'paired' or 'group', not both"
         scales = {c.name for c in self.criteria if c.scale is not None}
         taken = set(names)
         for name in [f.name for f in self.fields] + [d.name for d in self.derived]:
             if name in taken or name in ("reasoning", "evidence"):
-                raise ValueError(f"name '{name}' is used twice")
+                yield f"name '{name}' is used twice"
             taken.add(name)
         for derived in self.derived:
             unknown = derived.compiled.names - scales
             if unknown:
-                raise ValueError(
-                    f"derived '{derived.name}' uses {sorted(unknown)}, which are not scale criteria"
-                )
+                yield f"derived '{derived.name}' uses {sorted(unknown)}: not scale criteria"
+        yield from self._flag_problems()
+        for template in self._templates():
+            try:
+                _check_template(template)
+            except ValueError as exc:
+                yield str(exc)
+        yield from self._example_problems()
+
+    def _flag_problems(self) -> Iterator[str]:
+        derived = {d.name for d in self.derived}
         for condition in self.flag_rule.conditions:
-            if any(d.name == condition.criterion for d in self.derived):
+            if condition.criterion in derived:
                 if not condition.comparisons:
-                    raise ValueError(f"flag condition on '{condition.criterion}' needs lt/le/gt/ge")
+                    yield f"flag condition on '{condition.criterion}' needs lt/le/gt/ge"
                 continue
-            criterion = self.criterion(condition.criterion)
+            try:
+                criterion = self.criterion(condition.criterion)
+            except ValueError as exc:
+                yield f"flag condition: {exc}"
+                continue
             if criterion.scale is not None and not condition.comparisons:
-                raise ValueError(
-                    f"flag condition on scale criterion '{criterion.name}' needs lt, le, gt or ge"
-                )
+                yield f"flag condition on scale criterion '{criterion.name}' needs lt, le, gt or ge"
             if criterion.labels is not None and condition.comparisons:
-                raise ValueError(
+                yield (
                     f"flag condition on label criterion '{criterion.name}' takes no comparison; "
                     "it holds when the label is marked flagged"
                 )
-        for template in self._templates():
-            _check_template(template)
-        output_model = self.output_model
+
+    def _example_problems(self) -> Iterator[str]:
+        if not self.structured_criteria or self.prompt is None:
+            return
         for number, example in enumerate(self.examples, start=1):
             try:
-                output_model.model_validate(example.output)
+                self.output_model.model_validate(example.output)
             except ValidationError as exc:
-                raise ValueError(
-                    f"example {number} output does not fit the schema: {exc}"
-                ) from None
-        return self
+                for line in describe_error(exc):
+                    yield f"example {number}: {line}"
 
     def _templates(self) -> list[str]:
         texts = [self.prompt.system, self.prompt.user] if self.prompt else []
@@ -401,6 +419,12 @@ def _output_model(rubric: Rubric) -> type[BaseModel]:
     )
 
 
+def _raise_all(problems: list[str]) -> None:
+    """Raise the problems together, a line each (``judge.plain_errors`` splits them again)."""
+    if problems:
+        raise ValueError("\n".join(problems))
+
+
 def _check_template(text: str) -> None:
     template = Template(text)
     if not template.is_valid():
@@ -412,23 +436,33 @@ def _check_template(text: str) -> None:
         )
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line, with where it is (PyYAML spreads it over several)."""
+    mark = getattr(exc, "problem_mark", None)
+    place = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{place}not valid YAML ({problem})"
+
+
 def load_rubric(path: Path) -> Rubric:
     """Read and validate one rubric file; a ``RubricError`` says what is wrong and where."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RubricError(f"{path}: cannot read YAML: {exc}") from None
+    except OSError as exc:
+        raise RubricError(f"{path}: cannot read the file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise RubricError(f"{path}: {yaml_problem(exc)}") from None
     if not isinstance(document, dict):
         raise RubricError(f"{path}: a rubric file must hold a mapping")
+    problems = []
+    if document.get("id") != path.stem:
+        problems.append(f"id: '{document.get('id')}' must match the file name ('{path.stem}')")
     try:
         rubric = Rubric.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise RubricError(f"{path}: {problems}") from None
-    if rubric.id != path.stem:
-        raise RubricError(f"{path}: rubric id '{rubric.id}' must match the file name")
+        problems += describe_error(exc)
+    if problems:
+        raise RubricError("\n".join(f"{path}: {line}" for line in problems))
     return rubric
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from judge.cli import main
 from judge.errors import RubricError
 from judge.rubric import Rubric, RubricLibrary, default_rubric_dir, load_rubric
 
@@ -33,14 +34,14 @@ def refusal_document() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(critera=[]), "critera: Extra inputs are not permitted"),
+        (lambda d: d.update(critera=[]), "critera: is not a field here (a typo?)"),
         (lambda d: d["criteria"][0]["labels"][0].update(flaged=True), "flaged"),
         (lambda d: d["prompt"].update(user="$transcript $answr"), "unknown prompt placeholder"),
         (lambda d: d["prompt"].update(user="costs $ 5"), "stray '$'"),
         (lambda d: d["criteria"][0].update(scoring="logprob"), "logprob scoring needs a scale"),
         (lambda d: d.update(flag={"all": [{"criterion": "refusal", "lt": 3}]}), "no comparison"),
         (lambda d: d.update(flag={"all": [{"criterion": "nope"}]}), "no criterion 'nope'"),
-        (lambda d: d["examples"][0]["output"].update(refusal="maybe"), "example 1 output"),
+        (lambda d: d["examples"][0]["output"].update(refusal="maybe"), "example 1: refusal: must"),
         (lambda d: d.update(requires=["telepathy"]), "requires"),
         (lambda d: d.pop("prompt"), "structured criteria need the rubric's 'prompt'"),
     ],
@@ -92,3 +93,36 @@ def test_output_schema_puts_reasoning_first(refusal: Rubric) -> None:
     assert list(schema["properties"]) == ["reasoning", "evidence", "refusal"]
     assert schema["additionalProperties"] is False
     assert schema["required"] == ["reasoning", "evidence", "refusal"]
+
+
+def test_validate_reports_every_problem_of_every_file_in_plain_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fields = refusal_document()
+    fields.update(id="Refusal-2", colour="blue")
+    fields["criteria"][0]["labels"][0]["name"] = True  # YAML's unquoted yes
+    fields["criteria"][0]["labels"].append({"name": "x", "description": "d"})
+    (tmp_path / "fields.yaml").write_text(yaml.safe_dump(fields))
+    cross = refusal_document()
+    cross.update(id="cross", flag={"any": [{"criterion": "nope"}]})
+    cross["prompt"]["system"] += " $bogus"
+    (tmp_path / "cross.yaml").write_text(yaml.safe_dump(cross))
+    (tmp_path / "broken.yaml").write_text("id: [unclosed\n")
+
+    assert main(["rubrics", "validate", str(tmp_path)]) == 2
+
+    err = capsys.readouterr().err
+    expected = [
+        "broken.yaml: line 2, column 1: not valid YAML (expected ',' or ']'",
+        "cross.yaml: flag condition: no criterion 'nope'",
+        "cross.yaml: unknown prompt placeholder(s) ['bogus']",
+        "fields.yaml: id: 'Refusal-2' must match the file name ('fields')",
+        "fields.yaml: id: must be lowercase letters, digits and underscores",
+        "fields.yaml: criteria[0].labels[0].name: must be text (YAML reads yes",
+        "fields.yaml: criteria[0].labels[3].flagged: is required",
+        "fields.yaml: colour: is not a field here (a typo?)",
+    ]
+    for line in expected:
+        assert line in err, line
+    assert f"{len(expected)} problems in the rubrics" in err
+    assert "Value error" not in err and "(top)" not in err and "Tuple should" not in err
