@@ -320,10 +320,15 @@ def report(
 ) -> None:
     """Flag rates with 95% intervals, counts of every status, and paired model comparisons."""
     from judge.reports import compare as compare_models
-    from judge.reports import rates, read_verdicts, report_json
+    from judge.reports import rates, read_verdicts, report_json, unpaired
 
     verdicts = read_verdicts(files)
     keys = [key.strip() for key in by.split(",") if key.strip()]
+    notes = unpaired(verdicts, *compare) if compare else []
+    if notes and notes[0].startswith("no verdict is of model"):
+        raise UsageError(f"--compare: {notes[0]}")
+    for note in notes:
+        stderr.print(Text(f"no comparison for {note}", style="yellow"))
     if html is not None:
         from judge.views.html import render_html
 

@@ -216,9 +216,14 @@ def _bootstrap_over_prompts(
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+MIN_PAIRS = 2
+"""Prompts two models must share (graded) before their rates are compared."""
+
+
 def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Comparison]:
     """Per rubric, model B's flag rate minus model A's on the prompts both have graded verdicts
-    for, with a paired bootstrap 95% interval over those prompts."""
+    for, with a paired bootstrap 95% interval over those prompts (rubrics where they share fewer
+    than ``MIN_PAIRS`` are left out; ``unpaired`` says why)."""
 
     comparisons = []
     for (rubric_id,), group in _groups(verdicts, ["rubric"]).items():
@@ -229,7 +234,7 @@ def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Com
             for model in (model_a, model_b)
         }
         shared = sorted(set(sides[model_a]) & set(sides[model_b]))
-        if len(shared) < 2:
+        if len(shared) < MIN_PAIRS:
             continue
         paired = np.array([[*sides[model_a][p], *sides[model_b][p]] for p in shared], dtype=float)
 
@@ -256,6 +261,33 @@ def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Com
             )
         )
     return comparisons
+
+
+def unpaired(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[str]:
+    """Why ``compare`` gives nothing for a rubric: a model that is not there, or too few shared
+    prompts, with what pairing needs. Empty when every rubric has its comparison."""
+    models = sorted({str(v.metadata["model"]) for v in verdicts if "model" in v.metadata})
+    missing = [m for m in (model_a, model_b) if m not in models]
+    if missing:
+        found = ", ".join(models) or "none (no verdict has metadata.model)"
+        return [f"no verdict is of model {', '.join(map(repr, missing))}; models found: {found}"]
+    compared = {c.rubric for c in compare(verdicts, model_a, model_b)}
+    notes = []
+    for (rubric_id,), group in _groups(verdicts, ["rubric"]).items():
+        if rubric_id in compared:
+            continue
+        graded = [v for v in group if v.status == Status.GRADED]
+        prompts = [
+            {prompt_of(v) for v in graded if v.metadata.get("model") == model}
+            for model in (model_a, model_b)
+        ]
+        notes.append(
+            f"{rubric_id}: {model_a} and {model_b} share {len(prompts[0] & prompts[1])} graded "
+            f"prompt(s); a paired comparison needs at least {MIN_PAIRS}. Verdicts pair by "
+            "metadata.prompt_id (else question_id, else the transcript id): give the same "
+            "prompt the same prompt_id in both models' transcripts."
+        )
+    return notes
 
 
 class Checkpoint(BaseModel):

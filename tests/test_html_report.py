@@ -172,7 +172,7 @@ async def test_judge_report_html_writes_the_report(
     assert main([*args, "--order", "example-base,example-honly", "--drill-down", "2"]) == 0
     page = out.read_text()
     assert "wrote" in capsys.readouterr().err
-    assert "example-honly minus example-base" in page and page.count('class="plot"') == 2
+    assert "example-honly minus example-base" in page and page.count('class="plot"') == 3
     assert "3 flagged, the first 2 shown" in page
     assert "If you are having thoughts of harming anyone, please reach out" in page
     assert main([*args, "--order", "example-base,nobody"]) == 2

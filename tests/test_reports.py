@@ -213,3 +213,40 @@ def test_confidence_summary_per_rubric_and_source() -> None:
     assert [(c.source, c.verdicts, c.mean, c.lowest, c.full) for c in summary] == [
         ("agreement", 2, 0.75, 0.5, 1), ("logprob_mass", 1, 0.9, 0.9, 0)
     ]  # fmt: skip
+
+
+def test_a_comparison_that_cannot_be_made_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "t.jsonl"
+    records = [
+        {"id": "a1", "prompt_id": "p1", "model": "base", "prompt": "q1", "response": "Sure."},
+        {"id": "b1", "prompt_id": "p1", "model": "tuned", "prompt": "q1", "response": "No, sorry."},
+        {"id": "b2", "prompt_id": "p2", "model": "tuned", "prompt": "q2", "response": "Sure."},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    verdicts = tmp_path / "v.jsonl"
+    assert main(["grade", str(source), "-r", "refusal", "-q", "-o", str(verdicts)]) == 0
+
+    assert main(["report", str(verdicts), "--compare", "base", "tuned"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "refusal: base and tuned share 1 graded prompt(s); a paired comparison needs at least 2"
+        in err
+    )
+    assert "metadata.prompt_id" in err
+
+    assert main(["report", str(verdicts), "--compare", "base", "ckpt-9"]) == 2
+    assert "no verdict is of model 'ckpt-9'; models found: base, tuned" in capsys.readouterr().err
+
+
+def test_the_shipped_examples_compare_their_two_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples" / "transcripts.jsonl"
+    verdicts = tmp_path / "v.jsonl"
+    assert main(["grade", str(examples), "-r", "refusal", "-q", "-o", str(verdicts)]) == 0
+    capsys.readouterr()
+    args = ["report", str(verdicts), "--by", "rubric", "--compare", "example-base", "example-honly"]
+    assert main(args) == 0
+    assert "refusal: example-honly 0.0% vs example-base" in capsys.readouterr().out

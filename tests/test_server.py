@@ -304,7 +304,8 @@ async def test_reports_over_a_job_and_inline_verdicts(client: httpx.AsyncClient)
     assert report.status_code == 200
     rows = {row["group"]["model"]: row for row in report.json()["rates"]}
     assert rows["example-base"]["graded"] + rows["example-honly"]["graded"] == 12
-    assert rows["example-base"]["interval"] == "wilson"
+    assert rows["example-base"]["interval"] == "bootstrap over prompts"  # pick-lock, twice
+    assert rows["example-honly"]["interval"] == "wilson"
 
     lines = (await client.get(f"/v1/jobs/{job_id}/verdicts")).text.splitlines()
     inline = await client.post(
