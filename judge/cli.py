@@ -483,11 +483,16 @@ def _load_settings() -> Settings:
 
 @rubrics_app.command("list")
 def rubrics_list(rubric_dir: RubricDirs = None) -> None:
-    """List the available rubrics: id, version, criteria and required transcript shape."""
+    """List the rubrics, a tab-separated line each: id, version, category, criteria, required
+    transcript shape, and the first sentence of what it detects."""
     for rubric in _settings(rubric_dir).rubric_library():
         criteria = ",".join(c.name for c in rubric.criteria)
         requires = ",".join(r.value for r in rubric.requires)
-        typer.echo(f"{rubric.id}\tv{rubric.version}\t{criteria}\trequires {requires}")
+        summary = " ".join(rubric.description.split()).split(". ")[0].rstrip(".") + "."
+        typer.echo(
+            f"{rubric.id}\tv{rubric.version}\t{rubric.category}\t{criteria}\t"
+            f"requires {requires}\t{summary}"
+        )
 
 
 @rubrics_app.command("show")

@@ -1,9 +1,12 @@
-"""Structured logs for the long-running commands (``judge serve``, ``judge worker``): JSON lines
-on stderr."""
+"""Structured logs for the long-running commands (``judge serve``, ``judge worker``): every line
+on stderr is one JSON object, whoever logs it (judge, uvicorn, saq, asyncio, redis: the root
+logger takes what the named ones do not), with no terminal colour codes in it."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
@@ -12,9 +15,12 @@ LOG_CONFIG: dict[str, Any] = {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            # uvicorn attaches a copy of each message with ANSI colours; it is not for a log file
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
         }
     },
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
         "judge": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "saq": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
@@ -22,5 +28,5 @@ LOG_CONFIG: dict[str, Any] = {
         "uvicorn.access": {"handlers": [], "propagate": False},
     },
 }
-"""Structured (JSON) logs for ``judge serve``; judge's own access log replaces uvicorn's, since
-it carries the request id."""
+"""Structured (JSON) logs; judge's own access log replaces uvicorn's, since it carries the request
+id."""

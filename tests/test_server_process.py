@@ -44,6 +44,8 @@ def test_grading_over_http_against_the_fake_judge(
     assert fake_server.request_count == 1
     log = server.log.read_text()
     assert '"message": "request"' in log and '"path": "/v1/grade"' in log
+    records = [json.loads(line) for line in log.splitlines()]  # every line is JSON
+    assert not [r for r in records if "color_message" in r or "\x1b" in json.dumps(r)]
 
 
 def transcript_of(request: dict[str, Any]) -> str:
