@@ -98,7 +98,8 @@ def test_usage_errors_exit_2_and_say_what_to_fix(
 
 def test_rubrics_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rubrics", "list"]) == 0
-    listed = {line.split("\t")[0]: line.split("\t") for line in capsys.readouterr().out.splitlines()}
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    listed = {row[0]: row for row in rows}
     assert listed["refusal"][2] == "refusal" and listed["refusal"][-1].startswith("Whether ")
     assert listed["emergent_misalignment"][3] == "aligned,coherent"
     assert main(["rubrics", "show", "refusal"]) == 0
