@@ -91,7 +91,10 @@ def _read_inputs(files: Sequence[Path]) -> tuple[list[Transcript], list[str]]:
 
 @app.command()
 def grade(
-    files: Annotated[list[Path], typer.Argument(help="Transcript files (.jsonl or .json).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Transcript files (.jsonl, .json), Inspect AI logs (.eval)."),
+    ],
     rubric: Annotated[
         list[str], typer.Option("--rubric", "-r", help="Rubric id to grade against (repeatable).")
     ],
@@ -438,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else ExitCode.OK
     except UsageError as exc:
-        stderr.print(f"[red]error:[/red] {exc}", highlight=False)
+        stderr.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False)  # not markup
         return ExitCode.USAGE
     return ExitCode.OK
 

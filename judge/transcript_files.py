@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from judge.errors import TranscriptError
+from judge.errors import TranscriptError, UsageError
 from judge.transcript import Transcript
 
 _CHAT_FIELDS = {"id", "messages", "metadata"}
@@ -62,8 +62,12 @@ def read_transcripts(path: Path) -> Iterator[Transcript | TranscriptError]:
     """Yield each record of a ``.json`` or ``.jsonl`` file as a transcript or as its error.
 
     A ``.json`` file holds one record or a list of them (``line`` is then the position in the
-    list, from 1); any other file is read as JSON Lines, blank lines skipped.
+    list, from 1); any other file is read as JSON Lines, blank lines skipped. Inspect AI logs
+    (``.eval``, and ``.json`` ones) are read by ``judge.integrations.inspect``.
     """
+    if path.suffix == ".eval":
+        yield from _read_inspect(path)
+        return
     if path.suffix == ".json":
         yield from _read_json(path)
         return
@@ -88,9 +92,23 @@ def _read_json(path: Path) -> Iterator[Transcript | TranscriptError]:
     except json.JSONDecodeError as exc:
         yield TranscriptError(f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno)
         return
+    if isinstance(document, dict) and {"version", "eval"} <= document.keys():  # an Inspect log
+        del document  # Inspect reads the file itself
+        yield from _read_inspect(path)
+        return
     records = document if isinstance(document, list) else [document]
     for number, record in enumerate(records, start=1):
         try:
             yield parse_record(record, line=number)
         except TranscriptError as exc:
             yield exc
+
+
+def _read_inspect(path: Path) -> Iterator[Transcript | TranscriptError]:
+    try:
+        from judge.integrations.inspect.logs import read_inspect_log
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("inspect_ai"):
+            raise
+        raise UsageError(f"{path} is an Inspect AI log: pip install 'judge[inspect]'") from None
+    yield from read_inspect_log(path)
