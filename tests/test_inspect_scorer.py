@@ -20,10 +20,11 @@ from pydantic import SecretStr
 
 from judge.config import Settings
 from judge.errors import JudgeSpecError, RubricError
-from judge.integrations.inspect import rubric_scorer
+from judge.integrations.inspect import rubric_scorer, score_of
 from judge.judges import JudgeProfile
 from judge.server import create_app
 from judge.testing.fake_server import FakeJudgeServer, Reply
+from judge.verdict import RubricRef, Status, Verdict
 from tests.inspect_task import GRADED, REFUSAL, run_task
 from tests.processes import free_port
 
@@ -177,3 +178,16 @@ def test_the_scorer_refuses_what_it_cannot_grade_when_it_is_made() -> None:
         rubric_scorer("syc_answer")
     with pytest.raises(JudgeSpecError, match="scale"):
         rubric_scorer("refusal", value="score")
+
+
+def test_value_score_scores_the_first_scale_and_leaves_a_verdict_without_one_unscored() -> None:
+    rubric = RubricRef(id="emergent_misalignment", version="1", hash="h")
+    graded = Verdict(
+        transcript_id="t", rubric=rubric, status=Status.GRADED, score=12.5, flagged=True
+    )
+    unscaled = graded.model_copy(update={"score": None})
+
+    assert (score_of(graded, "score").value, score_of(graded, "score").answer) == (12.5, "12.5")
+    assert score_of(graded).value == 1.0
+    assert math.isnan(score_of(unscaled, "score").as_float())
+    assert score_of(unscaled, "score").reason == "scoring_failed"

@@ -27,7 +27,7 @@ from typing import Literal, Protocol
 import httpx
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import TaskState
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from judge.assembly import Reducer
 from judge.config import Settings
@@ -120,7 +120,11 @@ def judge_rubric(
     backends = _PerLoop(make)
 
     async def score(state: TaskState, target: Target) -> Score:
-        transcript = _transcript(state, target)
+        try:
+            transcript = _transcript(state, target)
+        except ValidationError as exc:
+            why = f"the conversation is not a transcript: {exc.errors()[0]['msg']}"
+            return Score.unscored(reason="scoring_failed", explanation=why)
         try:
             verdict = await backends.get().grade(transcript)
         except _ServiceError as exc:
@@ -161,7 +165,7 @@ def _transcript(state: TaskState, target: Target) -> Transcript:
         "sample_id": state.sample_id,
         "epoch": state.epoch,
         "prompt_id": str(state.sample_id),
-        "target": target.text,
+        "target": target.text if len(target) == 1 else list(target),  # as the log has it
     }
     return transcript_of(
         state.messages,
@@ -257,7 +261,10 @@ class _Service:
         if response.status_code != 200:
             detail = response.text[:500]
             raise _ServiceError(f"judge serve answered {response.status_code}: {detail}")
-        return GradePublic.model_validate_json(response.content).verdicts[0]
+        try:
+            return GradePublic.model_validate_json(response.content).verdicts[0]
+        except (ValidationError, IndexError) as exc:
+            raise _ServiceError(f"judge serve sent an unexpected reply: {exc}") from exc
 
     async def aclose(self) -> None:
         await self.client.aclose()
