@@ -25,12 +25,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from inspect_ai import Task, eval
+from inspect_ai import Epochs, Task, eval
 from inspect_ai.dataset import Sample
 from inspect_ai.event import InfoEvent
 from inspect_ai.log import read_eval_log
 from inspect_ai.model import ChatMessage, ModelOutput, ModelUsage, get_model
 from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
+
+from judge.integrations.inspect import rubric_scorer
 
 SYSTEM = "You are a helpful assistant. Answer the user's question directly."
 
@@ -95,6 +97,7 @@ def main() -> None:
     parser.add_argument("--log-dir", type=Path)
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--rubric", help="Also score every sample with rubric_scorer(RUBRIC).")
     parser.add_argument("--inflate", type=Path, help="A log to grow (see the module docstring).")
     parser.add_argument("--pad-kb", type=int, default=0)
     parser.add_argument("--out", type=Path)
@@ -128,7 +131,8 @@ def main() -> None:
         name="xstest",
         dataset=samples,
         solver=[system_prompt_from_metadata(), generate()],
-        epochs=args.epochs,
+        scorer=rubric_scorer(args.rubric) if args.rubric else None,
+        epochs=Epochs(args.epochs, ["mean", "max"]),
     )
     started = time.perf_counter()
     [log] = eval(
@@ -145,6 +149,9 @@ def main() -> None:
         f"{location} {size / 2**20:.1f} MiB, {len(samples)} samples x {args.epochs} epochs, "
         f"status {log.status}, eval {seconds:.1f} s"
     )
+    for score in log.results.scores if log.results else []:
+        metrics = {name: round(metric.value, 4) for name, metric in score.metrics.items()}
+        print(f"{score.name} ({score.reducer}): {metrics}, unscored {score.unscored_samples}")
 
 
 if __name__ == "__main__":
