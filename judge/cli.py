@@ -141,7 +141,7 @@ def grade(
     files: Annotated[
         list[Path],
         typer.Argument(
-            help="Transcript files (.jsonl or .json; - for standard input).",
+            help="Transcript files (.jsonl, .json; - for standard input), Inspect AI logs (.eval).",
             metavar="FILE...",
             show_default=False,
         ),

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from judge.errors import TranscriptError
+from judge.errors import TranscriptError, UsageError
 from judge.json_input import JSONInputError, check, decode_text, loads
 from judge.transcript import Transcript
 
@@ -98,10 +98,14 @@ def read_transcripts(
 
     A ``.json`` file holds one record or a list of them (``line`` is then the position in the
     list, from 1); any other file, and standard input (``-``), is read as JSON Lines, blank lines
-    skipped, one line at a time.
+    skipped, one line at a time. Inspect AI logs (``.eval``, and ``.json`` ones) are read by
+    ``judge.integrations.inspect``.
     """
     if path == STDIN:
         yield from _read_lines(sys.stdin.buffer, max_chars)
+        return
+    if path.suffix == ".eval":
+        yield from _read_inspect(path)
         return
     with path.open("rb") as handle:
         head = handle.read(8192)
@@ -110,7 +114,7 @@ def read_transcripts(
             return
         handle.seek(0)
         if path.suffix == ".json":
-            yield from _read_document(handle.read(), max_chars)
+            yield from _read_document(path, handle.read(), max_chars)
         else:
             yield from _read_lines(handle, max_chars)
 
@@ -134,11 +138,17 @@ def _read_lines(
             yield exc
 
 
-def _read_document(data: bytes, max_chars: int | None) -> Iterator[Transcript | TranscriptError]:
+def _read_document(
+    path: Path, data: bytes, max_chars: int | None
+) -> Iterator[Transcript | TranscriptError]:
     try:
-        document = loads(data)
+        document = loads(data, controls=True)  # records refuse control characters themselves
     except JSONInputError as exc:
         yield TranscriptError(str(exc), field=exc.field)
+        return
+    if isinstance(document, dict) and {"version", "eval"} <= document.keys():  # an Inspect log
+        del document  # Inspect reads the file itself
+        yield from _read_inspect(path)
         return
     records = document if isinstance(document, list) else [document]
     for number, record in enumerate(records, start=1):
@@ -146,3 +156,13 @@ def _read_document(data: bytes, max_chars: int | None) -> Iterator[Transcript | 
             yield parse_record(record, line=number, max_chars=max_chars)
         except TranscriptError as exc:
             yield exc
+
+
+def _read_inspect(path: Path) -> Iterator[Transcript | TranscriptError]:
+    try:
+        from judge.integrations.inspect.logs import read_inspect_log
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("inspect_ai"):
+            raise
+        raise UsageError(f"{path} is an Inspect AI log: pip install 'judge[inspect]'") from None
+    yield from read_inspect_log(path)

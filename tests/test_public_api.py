@@ -49,10 +49,13 @@ def test_all_is_sorted_and_complete() -> None:
     assert judge.__all__ == PUBLIC
 
 
-def test_importing_the_package_does_not_import_litellm() -> None:
+def test_importing_the_package_imports_neither_litellm_nor_inspect_ai() -> None:
     import subprocess
     import sys
 
-    code = "import sys, judge, judge.cli; print('litellm' in sys.modules)"
+    code = (
+        "import sys, judge, judge.cli; "
+        "print(sorted(m for m in ('litellm', 'inspect_ai') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"
