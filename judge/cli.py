@@ -9,9 +9,11 @@ codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Annotated, TypeVar
@@ -24,13 +26,15 @@ from rich.text import Text
 
 from judge.assembly import Reducer
 from judge.cache import CachePolicy
+from judge.column_map import ColumnMap
 from judge.config import Settings
 from judge.datasets import Dataset, Split
 from judge.errors import TranscriptError, UsageError
 from judge.grading import Grader
+from judge.grouping import count_units
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
 from judge.plan import JudgePlan
-from judge.rubric import Rubric, default_rubric_dir, load_rubric
+from judge.rubric import Rubric, RubricLibrary, default_rubric_dir, load_rubric
 from judge.transcript import Transcript
 from judge.transcript_files import STDIN, read_transcripts
 from judge.verdict import Summary, Verdict
@@ -88,6 +92,17 @@ RubricDirs = Annotated[
 ]
 
 
+MapOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        metavar="TARGET=SOURCE,...",
+        help="Read other field or column names, e.g. prompt=question,response=answer,"
+        "model=model_id (dotted targets nest: gold.aligned=aligned).",
+    ),
+]
+
+
 class ExitCode:
     OK = 0
     INCOMPLETE = 1
@@ -102,7 +117,9 @@ def _settings(rubric_dirs: list[Path] | None = None, **overrides: object) -> Set
     return settings.model_copy(update=updates)
 
 
-def _read_inputs(files: Sequence[Path], max_chars: int) -> tuple[list[Transcript], list[str]]:
+def _read_inputs(
+    files: Sequence[Path], max_chars: int, mapping: ColumnMap | None = None
+) -> tuple[list[Transcript], list[str]]:
     """Every transcript of the files, and every invalid record as 'file: line N, field F: why'."""
     for path in files:
         if path != STDIN and not path.is_file():
@@ -113,7 +130,7 @@ def _read_inputs(files: Sequence[Path], max_chars: int) -> tuple[list[Transcript
     for path in files:
         name = "<stdin>" if path == STDIN else str(path)
         try:
-            for item in read_transcripts(path, max_chars=max_chars):
+            for item in read_transcripts(path, max_chars=max_chars, mapping=mapping):
                 if isinstance(item, TranscriptError):
                     problems.append(f"{name}: {item}")
                 else:
@@ -191,6 +208,7 @@ def grade(
         Path | None, typer.Option(metavar="DIR", help="Cache directory (env JUDGE_CACHE_DIR).")
     ] = None,
     rubric_dir: RubricDirs = None,
+    mapping: MapOption = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", metavar="", help="No progress bar or summary.")
     ] = False,
@@ -203,7 +221,9 @@ def grade(
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
     judges = _judges(settings, model)
     plan = JudgePlan(judges, samples=samples, reducer=reducer)
-    transcripts, problems = _read_inputs(files, settings.max_transcript_chars)
+    transcripts, problems = _read_inputs(
+        files, settings.max_transcript_chars, ColumnMap.parse(mapping or [])
+    )
     _print_problems(problems)
     grader = Grader(
         plan,
@@ -212,16 +232,9 @@ def grade(
         per_model_concurrency=settings.per_model_concurrency,
         policy=cache,
     )
-    sink = out.open("w", encoding="utf-8") if out else sys.stdout
-    try:
-        by_rubric, first_error = asyncio.run(
-            _closing(
-                grader, _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet)
-            )
-        )
-    finally:
-        if out:
-            sink.close()
+    with _open_output(out, sys.stdout) as sink:
+        grading = _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet)
+        by_rubric, first_error = asyncio.run(_closing(grader, grading))
     if not quiet:
         _print_summary(by_rubric, first_error, grader.totals, len(problems))
     if grader.totals.errors or problems:
@@ -240,12 +253,14 @@ async def _grade_all(
     grader: Grader,
     transcripts: list[Transcript],
     rubrics: list[Rubric],
-    sink: IO[str],
+    sink: IO[str] | None,
     *,
     show_progress: bool,
+    collected: list[Verdict] | None = None,
 ) -> tuple[dict[str, Summary], str | None]:
-    """Write each verdict as it finishes; keep only per-rubric counts and the first error, so
-    memory stays flat for any number of transcripts."""
+    """Write each verdict as it finishes (to ``sink``, and to ``collected`` when a caller needs
+    them all); keep only per-rubric counts and the first error, so memory stays flat for any
+    number of transcripts."""
     by_rubric: dict[str, Summary] = {}
     first_error: str | None = None
     progress = Progress(
@@ -258,10 +273,13 @@ async def _grade_all(
         transient=True,
     )
     with progress:
-        task = progress.add_task("grading", total=len(transcripts) * len(rubrics))
+        task = progress.add_task("grading", total=count_units(transcripts, rubrics))
         async for verdict in grader.grade_many(transcripts, rubrics):
-            sink.write(verdict.model_dump_json() + "\n")
-            sink.flush()
+            if sink is not None:
+                sink.write(verdict.model_dump_json() + "\n")
+                sink.flush()
+            if collected is not None:
+                collected.append(verdict)
             by_rubric.setdefault(verdict.rubric.id, Summary()).add(verdict)
             if first_error is None and verdict.error is not None:
                 first_error = verdict.error.message
@@ -364,10 +382,31 @@ def report(
 
 @app.command()
 def calibrate(
-    dataset: Annotated[Dataset, typer.Option(help="Reference data.")] = Dataset.XSTEST,
+    labels: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--labels",
+            metavar="FILE",
+            help="Your reference data: transcript files whose records carry 'gold' (a label, a "
+            "score, or criterion: value) (repeatable; needs --rubric).",
+        ),
+    ] = None,
+    rubric_id: Annotated[
+        str | None,
+        typer.Option("--rubric", "-r", metavar="ID", help="The rubric --labels calibrates."),
+    ] = None,
+    mapping: MapOption = None,
+    dataset: Annotated[
+        Dataset, typer.Option(help="Without --labels: a built-in reference set.")
+    ] = Dataset.XSTEST,
     data_dir: Annotated[
-        Path, typer.Option(metavar="DIR", help="The shared data directory.")
-    ] = Path("../shared/data"),
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Where the built-in sets are: the shared data folder holding xstest/ and "
+            "emergent_misalignment/ (env JUDGE_SHARED_DATA; default ../shared/data).",
+        ),
+    ] = None,
     split: Annotated[
         Split, typer.Option(help="Part of the data (xstest has dev/heldout).")
     ] = Split.ALL,
@@ -381,49 +420,90 @@ def calibrate(
     limit: Annotated[
         int | None, typer.Option(min=1, metavar="N", help="Use the first N records.")
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", metavar="FILE", help="Also write the verdicts here (JSONL)."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", metavar="", help="JSON instead of tables.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress.")] = False,
 ) -> None:
-    """Measure a judge against reference labels or scores (grading through the cache)."""
+    """Measure a judge against reference labels or scores, with 95% intervals (grading through
+    the cache): your own labelled transcripts (--labels), or a built-in set (--dataset)."""
     from judge.calibration import agreement
-    from judge.datasets import DATASETS, load_dataset
     from judge.views.tables import agreement_view
 
-    try:
-        transcripts = load_dataset(dataset, data_dir, split)
-    except (FileNotFoundError, ValueError) as exc:
-        raise UsageError(f"{exc} (set --data-dir to the shared data directory)") from None
-    transcripts = transcripts[:limit] if limit else transcripts
     settings = _settings(api_base=api_base)
-    rubric = settings.rubric_library().get(DATASETS[dataset][1])
+    library = settings.rubric_library()
+    if labels:
+        if rubric_id is None:
+            raise UsageError("--labels needs --rubric: the rubric the labels are for")
+        rubric = library.get(rubric_id)
+        transcripts, problems = _read_inputs(
+            labels, settings.max_transcript_chars, ColumnMap.parse(mapping or [])
+        )
+        _print_problems(problems)
+        source = ", ".join(str(path) for path in labels)
+    else:
+        transcripts, rubric = _reference_set(dataset, data_dir, split, library)
+        source = f"{dataset} ({split})"
+    transcripts = transcripts[:limit] if limit else transcripts
     judges = _judges(settings, model)
     grader = Grader(JudgePlan(judges), settings.open_cache(), concurrency=settings.concurrency)
-    verdicts = asyncio.run(_closing(grader, _collect(grader, transcripts, rubric)))
+    verdicts: list[Verdict] = []
+    with _open_output(out) as sink:
+        grading = _grade_all(
+            grader, transcripts, [rubric], sink, show_progress=not quiet, collected=verdicts
+        )
+        asyncio.run(_closing(grader, grading))
     result = agreement(rubric, verdicts)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
-    out = _stdout()
-    judge_names = ", ".join(j.name for j in judges)
-    out.print(Text(f"{dataset} ({split}, {len(transcripts)} transcripts), rubric {rubric.id}"))
-    out.print(Text(f"judge: {judge_names}"))
-    out.print(Text(f"graded {result.n}; not graded: {result.not_graded or 0}"))
+    view = _stdout()
+    view.print(Text(f"{source}: {len(transcripts)} transcripts, rubric {rubric.id}"))
+    view.print(Text(f"judge: {', '.join(j.name for j in judges)}"))
+    view.print(Text(f"compared {result.n}; not graded: {result.not_graded or 0}"))
     if result.n == 0:
-        out.print("nothing to compare: no verdict was graded (see the not-graded counts)")
+        view.print("nothing to compare: no graded verdict has a reference value for this rubric")
         raise typer.Exit(ExitCode.INCOMPLETE)
     for renderable in agreement_view(result):
-        out.print(renderable)
+        view.print(renderable)
+
+
+def _reference_set(
+    dataset: Dataset, data_dir: Path | None, split: Split, library: RubricLibrary
+) -> tuple[list[Transcript], Rubric]:
+    from judge.datasets import DATASETS, load_dataset
+
+    directory = data_dir or Path(os.environ.get("JUDGE_SHARED_DATA", "../shared/data"))
+    try:
+        transcripts = load_dataset(dataset, directory, split)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(
+            f"{exc}. The built-in sets are the shared data of the judge repository "
+            "(XSTest v2 completions with their human labels; the emergent-misalignment answers "
+            "with their reference scores); give --data-dir the folder that holds xstest/ and "
+            "emergent_misalignment/, or calibrate on your own data with --labels FILE --rubric ID"
+        ) from None
+    return transcripts, library.get(DATASETS[dataset][1])
+
+
+@contextlib.contextmanager
+def _open_output(path: Path | None, default: IO[str] | None = None) -> Iterator[IO[str] | None]:
+    """The file verdicts go to (created), else ``default``, which is left open."""
+    if path is None:
+        yield default
+        return
+    with path.open("w", encoding="utf-8") as handle:
+        yield handle
 
 
 async def _closing(grader: Grader, work: Awaitable[T]) -> T:
     """Await the work, then close the grader's judges and cache on the same event loop."""
     async with grader:
         return await work
-
-
-async def _collect(grader: Grader, transcripts: list[Transcript], rubric: Rubric) -> list[Verdict]:
-    return [verdict async for verdict in grader.grade_many(transcripts, [rubric])]
 
 
 @app.command()

@@ -197,23 +197,32 @@ def _bootstrap_rate(per_prompt: list[tuple[int, int]]) -> tuple[float, float]:
 def _bootstrap_over_prompts(
     prompts: int, statistic: Callable[[np.ndarray, int], np.ndarray]
 ) -> tuple[float, float]:
-    """Percentile 95% interval of a statistic of resampled prompt indices (fixed seed).
+    (low,), (high,) = bootstrap_intervals(prompts, statistic)
+    return float(low), float(high)
 
-    The statistic takes a batch of index resamples at once (``vectorized``): one numpy call per
-    batch instead of one Python call per resample, ten times faster for the same interval.
+
+def bootstrap_intervals(
+    prompts: int, statistic: Callable[..., Any], *, vectorized: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile 95% intervals of a statistic of resampled prompt indices (fixed seed): one
+    value, or several at once (the statistic returns them along its first axis).
+
+    A vectorized statistic takes a batch of index resamples at once: one numpy call per batch
+    instead of one Python call per resample, ten times faster for the same interval.
     """
     from scipy.stats import bootstrap
 
     result = bootstrap(
         (np.arange(prompts),),
         statistic,
-        vectorized=True,
-        batch=BOOTSTRAP_BATCH,
+        vectorized=vectorized,
+        batch=BOOTSTRAP_BATCH if vectorized else None,
         n_resamples=BOOTSTRAP_RESAMPLES,
         method="percentile",
         rng=np.random.default_rng(0),
     )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    interval = result.confidence_interval
+    return np.atleast_1d(interval.low), np.atleast_1d(interval.high)
 
 
 MIN_PAIRS = 2

@@ -1,4 +1,4 @@
-"""Reading transcripts from JSON and JSONL files (or standard input, named ``-``).
+"""Reading transcripts from JSON, JSONL and CSV files (or standard input, named ``-``).
 
 Two record shapes are accepted: OpenAI chat (``{"id"?, "messages": [...], "metadata"?}``) and
 single turn (``{"id"?, "prompt", "response", "system"?}``). Top-level fields outside those shapes (a
@@ -10,14 +10,18 @@ lone surrogates, a wrong shape, or more text than ``max_chars``. A binary file i
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from judge.column_map import ColumnMap
 from judge.errors import TranscriptError, UsageError
 from judge.json_input import JSONInputError, check, decode_text, loads
 from judge.transcript import Transcript
@@ -92,17 +96,19 @@ def _check_size(transcript: Transcript, max_chars: int, line: int | None) -> Non
 
 
 def read_transcripts(
-    path: Path, *, max_chars: int | None = None
+    path: Path, *, max_chars: int | None = None, mapping: ColumnMap | None = None
 ) -> Iterator[Transcript | TranscriptError]:
-    """Yield each record of a ``.json`` or ``.jsonl`` file as a transcript or as its error.
+    """Yield each record of a file as a transcript or as its error.
 
     A ``.json`` file holds one record or a list of them (``line`` is then the position in the
-    list, from 1); any other file, and standard input (``-``), is read as JSON Lines, blank lines
-    skipped, one line at a time. Inspect AI logs (``.eval``, and ``.json`` ones) are read by
-    ``judge.integrations.inspect``.
+    list, from 1); a ``.csv`` file a record a row (with a header; ``line`` is the row's last
+    line); any other file, and standard input (``-``), is read as JSON Lines, blank lines
+    skipped, one line at a time. ``mapping`` renames fields first (``judge.column_map``). Inspect
+    AI logs (``.eval``, and ``.json`` ones) are read by ``judge.integrations.inspect``.
     """
+    reading = _Reading(max_chars, mapping or ColumnMap())
     if path == STDIN:
-        yield from _read_lines(sys.stdin.buffer, max_chars)
+        yield from reading.lines(sys.stdin.buffer)
         return
     if path.suffix == ".eval":
         yield from _read_inspect(path)
@@ -114,48 +120,88 @@ def read_transcripts(
             return
         handle.seek(0)
         if path.suffix == ".json":
-            yield from _read_document(path, handle.read(), max_chars)
+            yield from reading.document(path, handle.read())
+        elif path.suffix == ".csv":
+            yield from reading.table(path, handle.read())
         else:
-            yield from _read_lines(handle, max_chars)
+            yield from reading.lines(handle)
 
 
-def _read_lines(
-    lines: Iterable[bytes], max_chars: int | None
-) -> Iterator[Transcript | TranscriptError]:
-    for number, raw in enumerate(lines, start=1):
+@dataclass(frozen=True)
+class _Reading:
+    """How records of one input become transcripts: mapped, then parsed within ``max_chars``."""
+
+    max_chars: int | None
+    mapping: ColumnMap
+
+    def record(self, value: Any, line: int | None) -> Transcript:
+        if isinstance(value, dict):
+            value = self.mapping.apply(value, line=line)
+        return parse_record(value, line=line, max_chars=self.max_chars)
+
+    def lines(self, lines: Iterable[bytes]) -> Iterator[Transcript | TranscriptError]:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                text = decode_text(raw)
+            except JSONInputError as exc:
+                yield TranscriptError(str(exc), line=number)
+                continue
+            if not text.strip():
+                continue
+            try:
+                yield self.record(loads(text), number)
+            except JSONInputError as exc:
+                yield TranscriptError(str(exc), line=number, field=exc.field)
+            except TranscriptError as exc:
+                yield exc
+
+    def document(self, path: Path, data: bytes) -> Iterator[Transcript | TranscriptError]:
         try:
-            text = decode_text(raw)
+            document = loads(data, controls=True)  # records refuse control characters themselves
         except JSONInputError as exc:
-            yield TranscriptError(str(exc), line=number)
-            continue
-        if not text.strip():
-            continue
+            yield TranscriptError(str(exc), field=exc.field)
+            return
+        if isinstance(document, dict) and {"version", "eval"} <= document.keys():  # Inspect's
+            del document  # Inspect reads the file itself
+            yield from _read_inspect(path)
+            return
+        records = document if isinstance(document, list) else [document]
+        for number, record in enumerate(records, start=1):
+            try:
+                yield self.record(record, number)
+            except TranscriptError as exc:
+                yield exc
+
+    def table(self, path: Path, data: bytes) -> Iterator[Transcript | TranscriptError]:
+        """CSV rows as records: columns become fields (text, as CSV has no other type)."""
         try:
-            yield parse_record(loads(text), line=number, max_chars=max_chars)
+            text = decode_text(data)
         except JSONInputError as exc:
-            yield TranscriptError(str(exc), line=number, field=exc.field)
-        except TranscriptError as exc:
-            yield exc
-
-
-def _read_document(
-    path: Path, data: bytes, max_chars: int | None
-) -> Iterator[Transcript | TranscriptError]:
-    try:
-        document = loads(data, controls=True)  # records refuse control characters themselves
-    except JSONInputError as exc:
-        yield TranscriptError(str(exc), field=exc.field)
-        return
-    if isinstance(document, dict) and {"version", "eval"} <= document.keys():  # an Inspect log
-        del document  # Inspect reads the file itself
-        yield from _read_inspect(path)
-        return
-    records = document if isinstance(document, list) else [document]
-    for number, record in enumerate(records, start=1):
-        try:
-            yield parse_record(record, line=number, max_chars=max_chars)
-        except TranscriptError as exc:
-            yield exc
+            yield TranscriptError(str(exc))
+            return
+        csv.field_size_limit(2**31 - 1)  # a cell is bounded by max_chars, not by csv's 128 KiB
+        rows = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+        missing = self.mapping.missing(rows.fieldnames or [])
+        if missing:
+            columns = ", ".join(rows.fieldnames or []) or "none"
+            raise UsageError(f"{path} has no column {', '.join(missing)} (columns: {columns})")
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield TranscriptError(f"not valid CSV: {exc}", line=rows.line_num)
+                continue
+            if None in row or None in row.values():
+                yield TranscriptError(
+                    "has a different number of cells than the header", line=rows.line_num
+                )
+                continue
+            try:
+                yield self.record(row, rows.line_num)
+            except TranscriptError as exc:
+                yield exc
 
 
 def _read_inspect(path: Path) -> Iterator[Transcript | TranscriptError]:

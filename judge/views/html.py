@@ -27,7 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 from judge import reports
-from judge.calibration import LabelAgreement, ScoreAgreement, agreement
+from judge.calibration import LabelAgreement, ScoreAgreement, agreement, with_gold
 from judge.rubric import Rubric
 from judge.transcript import Transcript
 from judge.verdict import Evidence, Status, Verdict
@@ -227,21 +227,13 @@ def _plots(
 def _calibration(
     verdicts: Sequence[Verdict], known: Mapping[str, Rubric], rubric_order: list[str]
 ) -> list[LabelAgreement | ScoreAgreement]:
-    """Agreement with ``metadata.gold`` (values that are labels of the rubric's first label
-    criterion) or ``metadata.gold_scores``, per rubric that has either."""
+    """Agreement with the reference values verdicts carry (``judge.calibration.gold_of``), per
+    rubric that has any."""
     found: list[LabelAgreement | ScoreAgreement] = []
     for rubric_id in rubric_order:
         rubric = known.get(rubric_id)
-        if rubric is None:
-            continue
-        mine = [v for v in verdicts if v.rubric.id == rubric_id]
-        label = next((c for c in rubric.criteria if c.labels is not None), None)
-        if label is not None:
-            names = set(label.label_names)
-            mine = [v for v in mine if v.metadata.get("gold") in names]
-        else:
-            mine = [v for v in mine if isinstance(v.metadata.get("gold_scores"), dict)]
-        if mine:
+        mine = with_gold(rubric, verdicts) if rubric is not None else []
+        if rubric is not None and mine:
             found.append(agreement(rubric, mine))
     return found
 

@@ -88,35 +88,48 @@ def comparison_lines(comparisons: list[Comparison]) -> list[RenderableType]:
     ]
 
 
+def _ci(intervals: dict[str, tuple[float, float]], name: str) -> str:
+    interval = intervals.get(name)
+    return f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+
+
 def agreement_view(result: LabelAgreement | ScoreAgreement) -> list[RenderableType]:
-    """Accuracy, kappa, per-class scores and the confusion matrix; or correlations and MAE."""
+    """Accuracy, kappa, per-class scores and the confusion matrix; or correlations and MAE;
+    each with its bootstrap 95% interval in brackets."""
+    ci = result.intervals
     if isinstance(result, LabelAgreement):
-        table = Table("label", "precision", "recall", "F1", "support")
+        table = Table("label", "precision", "recall", "F1 [95% CI]", "support")
         for label, scores in result.per_class.items():
             table.add_row(
                 Text(label),
-                *(f"{scores[k]:.3f}" for k in ("precision", "recall", "f1")),
+                f"{scores['precision']:.3f}",
+                f"{scores['recall']:.3f}",
+                f"{scores['f1']:.3f}{_ci(ci, f'f1.{label}')}",
                 str(int(scores["support"])),
             )
         confusion = Table("gold \\ judge", *result.labels)
         for label, row in zip(result.labels, result.confusion, strict=True):
             confusion.add_row(Text(label), *(str(n) for n in row))
         headline = (
-            f"accuracy {result.accuracy:.3f}, Cohen's kappa {result.kappa:.3f}, "
-            f"binary (flagged vs not) accuracy {result.binary_accuracy:.3f}"
+            f"accuracy {result.accuracy:.3f}{_ci(ci, 'accuracy')}, Cohen's kappa "
+            f"{result.kappa:.3f}{_ci(ci, 'kappa')}, binary (flagged vs not) accuracy "
+            f"{result.binary_accuracy:.3f}{_ci(ci, 'binary_accuracy')} (95% CIs, bootstrap "
+            "over prompts)"
         )
         return [Text(headline), table, confusion]
     lines: list[RenderableType] = [
         Text(
-            f"{name}: Pearson {scores['pearson']:.3f}, Spearman {scores['spearman']:.3f}, "
-            f"MAE {scores['mae']:.2f}"
+            f"{name}: Pearson {scores['pearson']:.3f}{_ci(ci, f'{name}.pearson')}, Spearman "
+            f"{scores['spearman']:.3f}{_ci(ci, f'{name}.spearman')}, MAE {scores['mae']:.2f}"
+            f"{_ci(ci, f'{name}.mae')}"
         )
         for name, scores in result.criteria.items()
     ]
     lines.append(
         Text(
-            f"flag agreement {result.flag_accuracy:.3f} (kappa {result.flag_kappa:.3f}); "
-            f"flag rate: reference {result.reference_rate:.1%}, judge {result.judge_rate:.1%}"
+            f"flag agreement {result.flag_accuracy:.3f}{_ci(ci, 'flag_accuracy')} (kappa "
+            f"{result.flag_kappa:.3f}); flag rate: reference {result.reference_rate:.1%}, judge "
+            f"{result.judge_rate:.1%} (95% CIs, bootstrap over prompts)"
         )
     )
     return lines
