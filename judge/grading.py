@@ -120,7 +120,7 @@ class Grader:
         finished: asyncio.Queue[asyncio.Task[Verdict]] = asyncio.Queue()
         running: dict[asyncio.Task[Verdict], K] = {}
         try:
-            async for tag, transcript, rubric in _each(pairs):
+            async for tag, transcript, rubric in each(pairs):
                 while len(running) >= window:
                     done = await finished.get()
                     yield running.pop(done), done.result()
@@ -191,7 +191,8 @@ class Grader:
             return None
 
 
-async def _each(items: Iterable[K] | AsyncIterable[K]) -> AsyncIterator[K]:
+async def each(items: Iterable[K] | AsyncIterable[K]) -> AsyncIterator[K]:
+    """A plain or an async iterable, iterated alike."""
     if isinstance(items, AsyncIterable):
         async for item in items:
             yield item

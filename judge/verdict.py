@@ -90,6 +90,7 @@ class JudgeResult(BaseModel):
     latency_ms: float = 0.0
     input_tokens: Integer | None = None
     output_tokens: Integer | None = None
+    cached_input_tokens: Integer | None = None
     cost_usd: float | None = None
     cached: bool = False
     key: str = ""
@@ -155,6 +156,7 @@ class Summary(BaseModel):
     judge_calls: int = 0
     cache_hits: int = 0
     tokens: int = 0
+    cached_input_tokens: int = 0
     cost_usd: float = 0.0
 
     def add(self, verdict: Verdict) -> None:
@@ -172,3 +174,6 @@ class Summary(BaseModel):
         self.cache_hits += sum(1 for j in verdict.judges if j.cached)
         self.cost_usd += verdict.cost_usd
         self.tokens += verdict.tokens
+        self.cached_input_tokens += sum(
+            j.cached_input_tokens or 0 for j in verdict.judges if not j.cached
+        )

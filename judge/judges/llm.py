@@ -27,7 +27,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from judge.cost import prices
+from judge.cost import Prices, prices
 from judge.errors import JudgeCallError
 from judge.judges.base import JudgeRequest
 from judge.judges.exchange import LOGPROB_DECODING, Ask, Reask, first_ask, is_logprob, read
@@ -44,14 +44,21 @@ class _Usage:
     def __init__(self) -> None:
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cached_input_tokens = 0
         self.attempts = 0
         self.cost: float | None = None
 
-    def add(self, completion: Completion, price: tuple[float, float] | None) -> None:
+    def add(self, completion: Completion, price: Prices | None, *, batch: bool = False) -> None:
         self.input_tokens += completion.input_tokens
         self.output_tokens += completion.output_tokens
+        self.cached_input_tokens += completion.cached_input_tokens
         if price is not None:
-            cost = completion.input_tokens * price[0] + completion.output_tokens * price[1]
+            cost = price.of(
+                completion.input_tokens,
+                completion.output_tokens,
+                completion.cached_input_tokens,
+                batch=batch,
+            )
             self.cost = (self.cost or 0.0) + cost
 
     def stamp(self, result: JudgeResult, started: float) -> JudgeResult:
@@ -62,6 +69,7 @@ class _Usage:
                 "attempts": self.attempts,
                 "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens,
+                "cached_input_tokens": self.cached_input_tokens,
                 "cost_usd": self.cost,
             }
         )
@@ -135,14 +143,12 @@ class LLMJudge:
             result = self._failed(request, exc)
         return usage.stamp(result, started)
 
-    async def judge_reply(
-        self, request: JudgeRequest, completion: Completion, price: tuple[float, float] | None
-    ) -> JudgeResult:
-        """A call whose first reply came another way (a provider batch, at ``price``): read it
-        as a live reply, re-asking live when it does not validate."""
+    async def judge_reply(self, request: JudgeRequest, completion: Completion) -> JudgeResult:
+        """A call whose first reply came from a provider batch (priced at the batch rate): read
+        it as a live reply, re-asking live when it does not validate."""
         usage = _Usage()
         usage.attempts = 1
-        usage.add(completion, price)
+        usage.add(completion, prices(self.model), batch=True)
         started = time.perf_counter()
         try:
             result = await self._conclude(request, self.ask(request), completion, usage)

@@ -18,6 +18,8 @@ class Completion:
     top_logprobs: list[tuple[str, float]] | None
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = 0
+    """Of the input, tokens the provider had cached (billed at the cached rate)."""
 
 
 class TransportError(Exception):

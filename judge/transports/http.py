@@ -150,9 +150,14 @@ class _Choice(BaseModel):
     logprobs: _Logprobs | None = None
 
 
+class _PromptTokens(BaseModel):
+    cached_tokens: int | None = Field(default=None, ge=0)
+
+
 class _Usage(BaseModel):
     prompt_tokens: int | None = Field(default=None, ge=0)
     completion_tokens: int | None = Field(default=None, ge=0)
+    prompt_tokens_details: _PromptTokens | None = None
 
 
 class _Reply(BaseModel):
@@ -185,4 +190,5 @@ def _completion(raw: bytes) -> Completion:
         ),
         input_tokens=usage.prompt_tokens or 0,
         output_tokens=usage.completion_tokens or 0,
+        cached_input_tokens=(usage.prompt_tokens_details or _PromptTokens()).cached_tokens or 0,
     )

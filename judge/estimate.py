@@ -1,0 +1,130 @@
+"""Dry runs: what grading would cost, found without a single judge call.
+
+For each unit the engine would grade, the plan lists its calls with their cache keys
+(``JudgePlan.calls``); a call already in the cache is free. For each call to make, the LLM
+judge's first request is rendered exactly as it would be sent, and its input tokens counted by the
+model's tokenizer; output tokens are estimated from the rubric's own worked examples (what a reply
+to it looks like; one token for a logprob call). Prices come from litellm's table; a model it
+does not price is listed as unpriced, never counted as free. Re-asks, which only a reply can
+cause, are not in the estimate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterable, Iterable
+
+from pydantic import BaseModel
+
+from judge.cache import CachePolicy, CallCache
+from judge.cost import count_tokens, prices
+from judge.grading import each
+from judge.grouping import Unit
+from judge.judges.base import JudgeRequest
+from judge.judges.exchange import is_logprob
+from judge.judges.llm import LLMJudge
+from judge.plan import JudgePlan, PlannedCall
+from judge.shape import shape_problem
+
+DEFAULT_REPLY_TOKENS = 200
+"""Expected reply tokens of a structured call when the rubric has no worked example."""
+
+
+class ModelEstimate(BaseModel):
+    """One judge model's share of a run."""
+
+    model: str
+    calls: int = 0
+    cache_hits: int = 0
+    calls_to_make: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    """None when litellm's table has no price for the model."""
+
+
+class Estimate(BaseModel):
+    """What grading would take: pairs, calls, cache hits, tokens and cost, per model too."""
+
+    pairs: int = 0
+    not_applicable: int = 0
+    calls: int = 0
+    cache_hits: int = 0
+    calls_to_make: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    """Of the priced models; see ``unpriced_models``."""
+    unpriced_models: list[str] = []
+    models: list[ModelEstimate] = []
+
+
+async def estimate(
+    units: Iterable[Unit] | AsyncIterable[Unit],
+    plan: JudgePlan,
+    cache: CallCache,
+    policy: CachePolicy = CachePolicy.USE,
+) -> Estimate:
+    """The estimate for grading these units with this plan and cache (see the module)."""
+    result = Estimate()
+    by_model: dict[str, ModelEstimate] = {}
+    async for _, subject, rubric in each(units):
+        result.pairs += 1
+        if shape_problem(rubric, subject) is not None:
+            result.not_applicable += 1
+            continue
+        for call in plan.calls(subject, rubric):
+            model = by_model.setdefault(call.judge.name, ModelEstimate(model=call.judge.name))
+            model.calls += 1
+            if policy == CachePolicy.USE and await cache.get(call.key) is not None:
+                model.cache_hits += 1
+                continue
+            model.calls_to_make += 1
+            if isinstance(call.judge, LLMJudge):
+                await _count(call, model)
+    for model in by_model.values():
+        result.calls += model.calls
+        result.cache_hits += model.cache_hits
+        result.calls_to_make += model.calls_to_make
+        result.input_tokens += model.input_tokens
+        result.output_tokens += model.output_tokens
+        if model.cost_usd is None:
+            result.unpriced_models.append(model.model)
+        else:
+            result.cost_usd += model.cost_usd
+    result.models = sorted(by_model.values(), key=lambda m: m.model)
+    return result
+
+
+async def _count(call: PlannedCall, model: ModelEstimate) -> None:
+    judge = call.judge
+    assert isinstance(judge, LLMJudge)
+    ask = judge.ask(call.request)
+    inputs = await asyncio.to_thread(count_tokens, judge.model, ask.messages)
+    outputs = reply_tokens(judge.model, call.request)
+    model.input_tokens += inputs
+    model.output_tokens += outputs
+    price = prices(judge.model)
+    if price is None or model.cost_usd is None:
+        model.cost_usd = None
+    else:
+        model.cost_usd += price.of(inputs, outputs)
+
+
+def reply_tokens(model: str, request: JudgeRequest) -> int:
+    """The reply a call is expected to get, in tokens: one for a logprob call; for a structured
+    call, the mean of the rubric's worked example replies (at most its max_tokens)."""
+    if is_logprob(request):
+        return 1
+    rubric = request.rubric
+    key = (model, rubric.content_hash)
+    if key not in _REPLY_TOKENS:
+        replies = [json.dumps(example.output) for example in rubric.examples]
+        counts = [count_tokens(model, text=reply) for reply in replies]
+        _REPLY_TOKENS[key] = round(sum(counts) / len(counts)) if counts else DEFAULT_REPLY_TOKENS
+    return min(_REPLY_TOKENS[key], rubric.judge.max_tokens)
+
+
+_REPLY_TOKENS: dict[tuple[str, str], int] = {}
+"""Expected reply tokens by (model, rubric content hash)."""
