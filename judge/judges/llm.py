@@ -27,7 +27,7 @@ from tenacity import (
 )
 
 from judge.errors import ErrorKind, JudgeCallError
-from judge.heuristics import classify_refusal
+from judge.heuristics import phrase_label
 from judge.judges.base import JudgeRequest
 from judge.judges.transport import Completion, Transport, TransportError, prices, resolve
 from judge.parsing import ReplyInvalid, parse_structured
@@ -152,7 +152,7 @@ class LLMJudge:
                 reply = parse_structured(rubric, text)
             except ReplyInvalid as exc:
                 if attempt == 2:
-                    if not exc.found_json and classify_refusal(text) != "full_compliance":
+                    if not exc.found_json and phrase_label(text) != "full_compliance":
                         raise JudgeCallError(
                             ErrorKind.JUDGE_REFUSED,
                             f"the judge declined: {text[:200]}",
