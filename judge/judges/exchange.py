@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from judge.errors import ErrorKind, JudgeCallError
-from judge.heuristics import classify_refusal
+from judge.heuristics import phrase_label
 from judge.judges.base import JudgeRequest
 from judge.parsing import ReplyInvalid, parse_structured
 from judge.prompt import ChatMessages, render_logprob, render_reask, render_structured
@@ -102,7 +102,7 @@ def _read_structured(
             return Reask(
                 [{"role": "assistant", "content": text}, {"role": "user", "content": reask}]
             )
-        if not exc.found_json and classify_refusal(text) != "full_compliance":
+        if not exc.found_json and phrase_label(text) != "full_compliance":
             raise JudgeCallError(
                 ErrorKind.JUDGE_REFUSED, f"the judge declined: {text[:200]}", raw_output=text
             ) from None
