@@ -30,8 +30,9 @@ from judge.column_map import ColumnMap
 from judge.config import Settings
 from judge.datasets import Dataset, Split
 from judge.errors import TranscriptError, UsageError
+from judge.estimate import Estimate, estimate
 from judge.grading import Grader
-from judge.grouping import count_units
+from judge.grouping import count_units, units
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
 from judge.plan import JudgePlan
 from judge.rubric import Rubric, RubricLibrary, default_rubric_dir, load_rubric
@@ -212,6 +213,15 @@ def grade(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", metavar="", help="No progress bar or summary.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            metavar="",
+            help="Make no judge call: print (JSON) the pairs, cache hits, calls to make, "
+            "estimated tokens and cost per model.",
+        ),
+    ] = False,
 ) -> None:
     """Grade transcripts against rubrics and write one verdict per (transcript, rubric)."""
     settings = _settings(
@@ -219,12 +229,15 @@ def grade(
     )
     library = settings.rubric_library()
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
-    judges = _judges(settings, model)
+    judges = _judges(settings, model, keys=not dry_run)
     plan = JudgePlan(judges, samples=samples, reducer=reducer)
     transcripts, problems = _read_inputs(
         files, settings.max_transcript_chars, ColumnMap.parse(mapping or [])
     )
     _print_problems(problems)
+    if dry_run:
+        _print_estimate(plan, settings, transcripts, rubrics, cache, out, quiet=quiet)
+        return
     grader = Grader(
         plan,
         settings.open_cache(),
@@ -241,11 +254,41 @@ def grade(
         raise typer.Exit(ExitCode.INCOMPLETE)
 
 
-def _judges(settings: Settings, models: list[str] | None) -> list[Judge]:
+def _print_estimate(
+    plan: JudgePlan,
+    settings: Settings,
+    transcripts: list[Transcript],
+    rubrics: list[Rubric],
+    policy: CachePolicy,
+    out: Path | None,
+    *,
+    quiet: bool,
+) -> None:
+    """The dry run: the estimate as JSON (to --out or stdout), and as a table on stderr."""
+    from judge.views.tables import estimate_table
+
+    async def run() -> Estimate:
+        cache = settings.open_cache()
+        try:
+            return await estimate(units(transcripts, rubrics), plan, cache, policy)
+        finally:
+            await cache.close()
+            for judge in plan.judges:
+                await judge.aclose()
+
+    result = asyncio.run(run())
+    with _open_output(out, sys.stdout) as sink:
+        assert sink is not None
+        sink.write(result.model_dump_json(indent=2) + "\n")
+    if not quiet:
+        stderr.print(estimate_table(result))
+
+
+def _judges(settings: Settings, models: list[str] | None, *, keys: bool = True) -> list[Judge]:
     """The judges --model names (model strings or configured profiles; the offline judge when
-    none)."""
+    none), checked (their keys too, unless ``keys`` is off)."""
     names = list(dict.fromkeys(models or [OFFLINE_MODEL]))
-    settings.check_judges(names)
+    settings.check_judges(names, keys=keys)
     return [judge_for(settings.judge_profile(name)) for name in names]
 
 

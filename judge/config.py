@@ -133,13 +133,14 @@ class Settings(BaseSettings):
             timeout=self.timeout, max_retries=self.max_retries, force_litellm=self.force_litellm
         )
 
-    def check_judges(self, names: Iterable[str]) -> None:
+    def check_judges(self, names: Iterable[str], *, keys: bool = True) -> None:
         """Refuse, with a ``JudgeSpecError`` naming each, judges that could not make a call (a
-        model litellm cannot place, an unset key variable): before grading, not per verdict."""
+        model litellm cannot place; an unset key variable, unless ``keys`` is off for a dry run,
+        which needs none): before grading, not per verdict."""
         problems = [
             f"judge '{name}': {problem}"
             for name in dict.fromkeys(names)
-            if (problem := profile_problem(self.judge_profile(name))) is not None
+            if (problem := profile_problem(self.judge_profile(name), keys=keys)) is not None
         ]
         if problems:
             raise JudgeSpecError("; ".join(problems))

@@ -1,7 +1,8 @@
 """Dry runs: what grading would cost, found without a single judge call.
 
 For each unit the engine would grade, the plan lists its calls with their cache keys
-(``JudgePlan.calls``); a call already in the cache is free. For each call to make, the LLM
+(``JudgePlan.calls``); a call already in the cache, or made earlier in the same run (identical
+transcripts), is free. For each call to make, the LLM
 judge's first request is rendered exactly as it would be sent, and its input tokens counted by the
 model's tokenizer; output tokens are estimated from the rubric's own worked examples (what a reply
 to it looks like; one token for a logprob call). Prices come from litellm's table; a model it
@@ -69,20 +70,28 @@ async def estimate(
     """The estimate for grading these units with this plan and cache (see the module)."""
     result = Estimate()
     by_model: dict[str, ModelEstimate] = {}
+    planned: set[str] = set()  # a call made once in a run serves its duplicates
     async for _, subject, rubric in each(units):
         result.pairs += 1
         if shape_problem(rubric, subject) is not None:
             result.not_applicable += 1
             continue
+        counted: dict[tuple[str, tuple[str, ...]], int] = {}  # samples share their prompt
         for call in plan.calls(subject, rubric):
             model = by_model.setdefault(call.judge.name, ModelEstimate(model=call.judge.name))
             model.calls += 1
-            if policy == CachePolicy.USE and await cache.get(call.key) is not None:
+            if call.key in planned or (
+                policy == CachePolicy.USE and await cache.get(call.key) is not None
+            ):
                 model.cache_hits += 1
                 continue
+            planned.add(call.key)
             model.calls_to_make += 1
             if isinstance(call.judge, LLMJudge):
-                await _count(call, model)
+                prompt = (call.judge.name, call.request.criterion_names)
+                if prompt not in counted:
+                    counted[prompt] = await asyncio.to_thread(input_tokens, call)
+                _add(model, call, counted[prompt])
     for model in by_model.values():
         result.calls += model.calls
         result.cache_hits += model.cache_hits
@@ -97,11 +106,17 @@ async def estimate(
     return result
 
 
-async def _count(call: PlannedCall, model: ModelEstimate) -> None:
+def input_tokens(call: PlannedCall) -> int:
+    """The tokens of the call's first request, rendered as it would be sent (CPU work: run it
+    in a thread)."""
     judge = call.judge
     assert isinstance(judge, LLMJudge)
-    ask = judge.ask(call.request)
-    inputs = await asyncio.to_thread(count_tokens, judge.model, ask.messages)
+    return count_tokens(judge.model, judge.ask(call.request).messages)
+
+
+def _add(model: ModelEstimate, call: PlannedCall, inputs: int) -> None:
+    judge = call.judge
+    assert isinstance(judge, LLMJudge)
     outputs = reply_tokens(judge.model, call.request)
     model.input_tokens += inputs
     model.output_tokens += outputs

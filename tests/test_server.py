@@ -12,6 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from judge.client import AsyncClient, JudgeAPIError
 from judge.config import Settings
 from judge.judges import JudgeProfile
 from judge.server import create_app
@@ -357,3 +358,28 @@ async def test_the_html_report_of_a_job_and_of_inline_verdicts(client: httpx.Asy
     negotiated = await client.post("/v1/reports", json=inline, headers={"accept": "text/html"})
     assert 'id="overview"' in negotiated.text
     assert "rates" in (await client.post("/v1/reports", json=inline)).json()
+
+
+async def test_a_dry_run_makes_no_job_and_no_call(
+    tmp_path: Path, fake_server: FakeJudgeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    app = create_app(make_settings(tmp_path, fake_server))
+    async with app.router.lifespan_context(app):
+        judge = AsyncClient("http://judge", transport=httpx.ASGITransport(app=app))
+        async with judge:
+            before = await judge.estimate(RECORDS[:4], "refusal", judge="fake")
+            assert fake_server.request_count == 0
+            assert (before.pairs, before.calls_to_make, before.cache_hits) == (4, 4, 0)
+            assert before.input_tokens > 0 and before.unpriced_models == ["openai/fake-judge"]
+            await judge.grade(RECORDS[:2], "refusal", judge="fake")
+            after = await judge.estimate(RECORDS[:4], "refusal", judge="fake")
+            assert (after.calls_to_make, after.cache_hits) == (2, 2)
+            assert after.input_tokens < before.input_tokens
+            refresh = await judge.estimate(RECORDS[:4], "refusal", judge="fake", cache="refresh")
+            assert refresh.calls_to_make == 4
+        assert fake_server.request_count == 2
+        with pytest.raises(JudgeAPIError) as refused:
+            async with AsyncClient("http://judge", transport=httpx.ASGITransport(app=app)) as c:
+                await c.estimate(RECORDS[:1], "nope")
+        assert refused.value.status == 422

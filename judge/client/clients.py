@@ -17,6 +17,7 @@ from judge.cache import CachePolicy
 from judge.client.calls import Call, JudgeLike, TranscriptLike
 from judge.client.errors import checked
 from judge.client.resume import Cursor, Outage, poll_wait, retry_policy
+from judge.estimate import Estimate
 from judge.jobs.store import TERMINAL
 from judge.verdict import Verdict
 from judge.wire import (
@@ -78,6 +79,18 @@ class Client:
         """Queue a batch of any size as a job. The same content (or key) gives the same job."""
         batch = calls.batch(transcripts, rubrics, judge, cache)
         return self._call(calls.submit(batch, idempotency_key))
+
+    def estimate(
+        self,
+        transcripts: Iterable[TranscriptLike],
+        rubrics: str | Sequence[str],
+        *,
+        judge: JudgeLike = None,
+        cache: CachePolicy | str = CachePolicy.USE,
+    ) -> Estimate:
+        """What submitting this batch would take, without a job or a judge call: pairs, cache
+        hits, calls to make, estimated tokens and cost per model."""
+        return self._call(calls.estimate(calls.batch(transcripts, rubrics, judge, cache)))
 
     def verdicts(self, job_id: str, *, cursor: int = 0) -> Iterator[Verdict]:
         """The job's verdicts, each once, as they are stored, until the job ends; resumes by
@@ -218,6 +231,17 @@ class AsyncClient:
         """As ``Client.submit``."""
         batch = calls.batch(transcripts, rubrics, judge, cache)
         return await self._call(calls.submit(batch, idempotency_key))
+
+    async def estimate(
+        self,
+        transcripts: Iterable[TranscriptLike],
+        rubrics: str | Sequence[str],
+        *,
+        judge: JudgeLike = None,
+        cache: CachePolicy | str = CachePolicy.USE,
+    ) -> Estimate:
+        """As ``Client.estimate``."""
+        return await self._call(calls.estimate(calls.batch(transcripts, rubrics, judge, cache)))
 
     async def verdicts(self, job_id: str, *, cursor: int = 0) -> AsyncIterator[Verdict]:
         """As ``Client.verdicts``, an async iterator."""

@@ -50,17 +50,18 @@ class JudgeProfile(BaseModel):
         return self.model_copy(update=unset)
 
 
-def profile_problem(profile: JudgeProfile) -> str | None:
+def profile_problem(profile: JudgeProfile, *, keys: bool = True) -> str | None:
     """Why a judge built from this profile could not make a call, found before any call is made
-    (litellm's import, seconds, for LLM profiles): a key variable the profile names that is unset,
-    a model litellm cannot place, a provider key missing from the environment."""
+    (litellm's import, seconds, for LLM profiles): a model litellm cannot place, and with
+    ``keys`` (not for a dry run, which needs none) a key variable the profile names that is
+    unset or a provider key missing from the environment."""
     if profile.model == OFFLINE_MODEL:
         return None
-    if profile.api_key_env and not os.environ.get(profile.api_key_env):
+    if keys and profile.api_key_env and not os.environ.get(profile.api_key_env):
         return (
             f"the judge '{profile.model}' reads its key from {profile.api_key_env}, which is unset"
         )
-    return model_problem(profile.model, profile.api_base, profile.api_key())
+    return model_problem(profile.model, profile.api_base, profile.api_key(), keys=keys)
 
 
 def judge_for(profile: JudgeProfile) -> Judge:

@@ -2,7 +2,8 @@
 
 It is a real HTTP server (aiohttp, on 127.0.0.1) so that the LLM judge runs litellm's real request
 path. Replies come from a script: queued ``Reply`` objects are served first, then a responder
-function of the request body. Every request body is recorded.
+function of the request body. Every request body is recorded. Usage counts tokens as OpenAI does
+(GPT-4o's tokenizer), so a dry run's estimate can be checked against what a provider would bill.
 
 Run it in a thread of the test process (``FakeJudgeServer().start()``) or as its own process
 (``python -m judge.testing.fake_server --port 8765 --latency-ms 200``) for benchmarks.
@@ -12,16 +13,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import itertools
 import json
 import math
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import tiktoken
 from aiohttp import web
 
 
@@ -46,6 +52,29 @@ class Reply:
 
 
 Responder = Callable[[dict[str, Any]], Reply]
+
+
+@cache
+def _encoding() -> tiktoken.Encoding:
+    """OpenAI's o200k_base (GPT-4o's tokenizer), read from the copy litellm ships: no download."""
+    spec = importlib.util.find_spec("litellm")
+    assert spec is not None and spec.origin is not None, "litellm is a dependency"
+    tokenizers = Path(spec.origin).parent / "litellm_core_utils" / "tokenizers"
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(tokenizers))
+    return tiktoken.get_encoding("o200k_base")
+
+
+def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """Prompt tokens as OpenAI bills them: each message's text and role, 3 tokens of framing per
+    message, 3 more to prime the reply (text parts of a content list are counted alike)."""
+    encoding = _encoding()
+    total = 3
+    for message in messages:
+        content = message.get("content") or ""
+        if isinstance(content, list):
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        total += 3 + len(encoding.encode(str(content))) + len(encoding.encode(message["role"]))
+    return total
 
 
 def echo_label_responder(body: dict[str, Any]) -> Reply:
@@ -146,8 +175,8 @@ class FakeJudgeServer:
             best = max(probabilities, key=lambda token: probabilities[token])
             first = next(item for item in top if item["token"] == best)
             choice["logprobs"] = {"content": [{**first, "top_logprobs": top}]}
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-        completion_tokens = len((reply.content or "").split()) or 1
+        prompt_tokens = count_prompt_tokens(body["messages"])
+        completion_tokens = len(_encoding().encode(reply.content or "")) or 1
         return {
             "id": f"chatcmpl-fake-{next(self._ids)}",
             "object": "chat.completion",

@@ -147,10 +147,13 @@ def _could_not_connect(exc: BaseException) -> bool:
     return False
 
 
-def model_problem(model: str, api_base: str | None, api_key: str | None) -> str | None:
+def model_problem(
+    model: str, api_base: str | None, api_key: str | None, *, keys: bool = True
+) -> str | None:
     """Why litellm could not call this model string as configured, or None: a model whose
-    provider it cannot tell, or a provider whose API key variable is unset (where a key is the
-    only way in; cloud credentials such as AWS's have other sources, and are not checked)."""
+    provider it cannot tell, or (with ``keys``) a provider whose API key variable is unset (where
+    a key is the only way in; cloud credentials such as AWS's have other sources, and are not
+    checked)."""
     litellm = litellm_module()
     try:
         litellm.get_llm_provider(model=model, api_base=api_base, api_key=api_key)
@@ -160,7 +163,7 @@ def model_problem(model: str, api_base: str | None, api_key: str | None) -> str 
             f"provider/model (openai/{model}, anthropic/..., gemini/...; for an OpenAI-compatible "
             "server: openai/NAME with --api-base URL)"
         )
-    if api_key or api_base:
+    if api_key or api_base or not keys:
         return None
     missing = litellm.validate_environment(model=model).get("missing_keys") or []
     if missing and all(name.endswith("_API_KEY") for name in missing):

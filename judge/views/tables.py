@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from judge.calibration import LabelAgreement, ScoreAgreement
+from judge.estimate import Estimate
 from judge.reports import Comparison, RateRow
 from judge.verdict import Summary
 
@@ -47,6 +48,31 @@ def grade_summary(
         )
     )
     return lines
+
+
+def estimate_table(estimate: Estimate) -> Table:
+    """A dry run per judge model: calls, cache hits, calls to make, tokens, cost."""
+    table = Table(
+        title=f"dry run: {estimate.pairs} pairs, {estimate.not_applicable} not applicable",
+        title_justify="left",
+    )
+    columns = ("judge", "calls", "cache hits", "to make", "input tokens", "output tokens", "cost")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "judge" else "right")
+    for model in estimate.models:
+        cost = "unknown price" if model.cost_usd is None else f"${model.cost_usd:.4f}"
+        table.add_row(
+            Text(model.model),
+            str(model.calls),
+            str(model.cache_hits),
+            str(model.calls_to_make),
+            f"{model.input_tokens:,}",
+            f"{model.output_tokens:,}",
+            cost,
+        )
+    unpriced = " + unknown" if estimate.unpriced_models else ""
+    table.caption = f"estimated total: ${estimate.cost_usd:.4f}{unpriced} (re-asks not included)"
+    return table
 
 
 def rates_table(rows: list[RateRow], keys: list[str]) -> Table:
