@@ -44,7 +44,8 @@ Unit = tuple[str, dict[Rater, Rating]]
 
 
 class PairAgreement(BaseModel):
-    """Cohen's kappa between two judge models on one label criterion."""
+    """Cohen's kappa between two judge models on one label criterion, over the ``units``
+    (verdicts) both labelled; ``agreement`` is the share of them they labelled alike."""
 
     judge_a: str
     judge_b: str
@@ -192,8 +193,9 @@ def _unit_sums(units: Sequence[Sequence[Rating | None]], level: Level) -> np.nda
 
 
 def _disagreements(totals: np.ndarray, level: Level) -> tuple[np.ndarray, ...]:
-    """Observed and expected disagreement (both times the number of pairable ratings less one)
-    and that number plus one, from summed unit sums: one total, or a batch on leading axes."""
+    """Observed and expected disagreement as sums over pairs of ratings (n times Krippendorff's
+    D_o, n(n - 1) times his D_e), and n, the pairable ratings; from summed unit sums, one total
+    or a batch on leading axes. Alpha is 1 - (n - 1) observed / expected."""
     observed = totals[..., 0]
     if level == "nominal":
         counts = totals[..., 1:]
