@@ -379,7 +379,9 @@ def report(
     ] = 20,
     rubric_dir: RubricDirs = None,
 ) -> None:
-    """Flag rates with 95% intervals, counts of every status, and paired model comparisons."""
+    """Flag rates with 95% intervals, counts of every status, paired model comparisons, and how
+    far the judges agree (Krippendorff's alpha, Cohen's kappa) where there are several."""
+    from judge.agreement import judge_agreement
     from judge.reports import compare as compare_models
     from judge.reports import rates, read_verdicts, report_json, unpaired
 
@@ -412,15 +414,18 @@ def report(
         return
     rows = rates(verdicts, keys)
     comparisons = compare_models(verdicts, *compare) if compare else []
+    agreement = judge_agreement(verdicts, keys)
     if as_json:
-        typer.echo(report_json(rows, comparisons))
+        typer.echo(report_json(rows, comparisons, agreement))
         return
-    from judge.views.tables import comparison_lines, rates_table
+    from judge.views.tables import comparison_lines, judge_agreement_tables, rates_table
 
     out = _stdout()
     out.print(rates_table(rows, keys))
     for line in comparison_lines(comparisons):
         out.print(line)
+    for table in judge_agreement_tables(agreement):
+        out.print(table)
 
 
 @app.command()

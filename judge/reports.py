@@ -102,7 +102,11 @@ def _group_values(verdict: Verdict, key: str) -> list[str]:
     return [str(tag) for tag in (tags if isinstance(tags, list) else [tags])]
 
 
-def _groups(verdicts: Iterable[Verdict], by: Sequence[str]) -> dict[tuple[str, ...], list[Verdict]]:
+def group_verdicts(
+    verdicts: Iterable[Verdict], by: Sequence[str]
+) -> dict[tuple[str, ...], list[Verdict]]:
+    """Verdicts by the values of the grouping keys, in key order (a verdict with several tags is
+    in each of its tags' groups); an unknown key is a ``UsageError``."""
     unknown = [key for key in by if key not in GROUPINGS]
     if unknown:
         raise UsageError(f"cannot group by {unknown}; choose from {', '.join(GROUPINGS)}")
@@ -120,7 +124,8 @@ def rates(verdicts: Sequence[Verdict], by: Sequence[str] = ("rubric",)) -> list[
     """Flag rates with 95% intervals, one row per group (a verdict with several tags counts in
     each of its tags' groups)."""
     return [
-        _row(dict(zip(by, key, strict=True)), group) for key, group in _groups(verdicts, by).items()
+        _row(dict(zip(by, key, strict=True)), group)
+        for key, group in group_verdicts(verdicts, by).items()
     ]
 
 
@@ -235,7 +240,7 @@ def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Com
     than ``MIN_PAIRS`` are left out; ``unpaired`` says why)."""
 
     comparisons = []
-    for (rubric_id,), group in _groups(verdicts, ["rubric"]).items():
+    for (rubric_id,), group in group_verdicts(verdicts, ["rubric"]).items():
         sides = {
             model: _per_prompt(
                 [v for v in group if v.status == Status.GRADED and v.metadata.get("model") == model]
@@ -282,7 +287,7 @@ def unpaired(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[st
         return [f"no verdict is of model {', '.join(map(repr, missing))}; models found: {found}"]
     compared = {c.rubric for c in compare(verdicts, model_a, model_b)}
     notes = []
-    for (rubric_id,), group in _groups(verdicts, ["rubric"]).items():
+    for (rubric_id,), group in group_verdicts(verdicts, ["rubric"]).items():
         if rubric_id in compared:
             continue
         graded = [v for v in group if v.status == Status.GRADED]
@@ -436,9 +441,14 @@ def confidence_summary(verdicts: Iterable[Verdict]) -> list[ConfidenceSummary]:
     ]
 
 
-def report_json(rows: list[RateRow], comparisons: list[Comparison]) -> str:
+def report_json(
+    rows: list[RateRow], comparisons: list[Comparison], agreement: Sequence[BaseModel] = ()
+) -> str:
+    """The report as ``judge report --json`` prints it: rates, comparisons and agreement between
+    judges (``judge.agreement``, computed by the caller: it builds on this module)."""
     document: dict[str, Any] = {
         "rates": [row.model_dump() for row in rows],
         "comparisons": [c.model_dump() for c in comparisons],
+        "agreement": [a.model_dump() for a in agreement],
     }
     return json.dumps(document, indent=2)

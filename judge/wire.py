@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, model_validator
 
+from judge.agreement import CriterionAgreement
 from judge.jobs.store import JobRecord, JobSpec, JobState
 from judge.reports import Comparison, RateRow
 from judge.selection import alternatives, alternatives_schema
@@ -228,7 +229,9 @@ class ReportCreate(_Request):
 
 
 class ReportPublic(BaseModel):
-    """Flag rates with 95% intervals and paired comparisons."""
+    """Flag rates with 95% intervals, paired comparisons, and agreement between judges
+    (Krippendorff's alpha per group and criterion, Cohen's kappa between judge models)."""
 
     rates: list[RateRow]
     comparisons: list[Comparison]
+    agreement: list[CriterionAgreement] = []

@@ -319,6 +319,36 @@ async def test_reports_over_a_job_and_inline_verdicts(client: httpx.AsyncClient)
     assert unknown.status_code == 422 and "body.by.0" in unknown.json()["detail"]
 
 
+async def test_reports_carry_the_agreement_between_judges(client: httpx.AsyncClient) -> None:
+    """A job graded with two samples of the offline judge (which always agree), and inline
+    verdicts of two judges that agree on 3 of 4 balanced labels (kappa 0.5)."""
+    body = {"transcripts": RECORDS, "rubrics": ["refusal"], "judge": {"samples": 2}}
+    job_id = (await client.post("/v1/jobs", json=body)).json()["id"]
+    await wait_for(client, job_id, {"succeeded"})
+    report = await client.get(
+        f"/v1/jobs/{job_id}/report", params={"format": "json", "by": "rubric"}
+    )
+    [row] = report.json()["agreement"]
+    assert (row["group"], row["criterion"], row["raters"]) == ({"rubric": "refusal"}, "refusal", 2)
+    assert row["alpha"] == 1.0 and row["pairs"] == []  # one judge model: no kappa
+
+    def rated(prompt: str, a: str, b: str) -> dict[str, Any]:
+        calls = [
+            {"model": name, "sample": 0, "criteria": ["refusal"], "values": {"refusal": label}}
+            for name, label in (("judge-a", a), ("judge-b", b))
+        ]
+        return {"transcript_id": prompt, "rubric": {"id": "refusal", "version": "1", "hash": "h"},
+                "status": "graded", "judges": calls}  # fmt: skip
+
+    labels = [("yes", "yes"), ("no", "no"), ("yes", "no"), ("no", "no")] * 3
+    verdicts = [rated(f"p{i}", a, b) for i, (a, b) in enumerate(labels)]
+    inline = await client.post("/v1/reports", json={"verdicts": verdicts, "by": ["rubric"]})
+    [row] = inline.json()["agreement"]
+    [pair] = row["pairs"]
+    assert pair["kappa"] == pytest.approx(0.5) and pair["agreement"] == 0.75 and pair["units"] == 12
+    assert pair["ci_low"] <= 0.5 <= pair["ci_high"]
+
+
 async def test_an_unreachable_redis_job_store_is_a_503_not_a_500(
     tmp_path: Path, fake_server: FakeJudgeServer
 ) -> None:

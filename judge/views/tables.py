@@ -10,6 +10,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from judge.agreement import CriterionAgreement
 from judge.calibration import LabelAgreement, ScoreAgreement
 from judge.estimate import Estimate
 from judge.reports import Comparison, RateRow
@@ -112,6 +113,60 @@ def comparison_lines(comparisons: list[Comparison]) -> list[RenderableType]:
         )
         for c in comparisons
     ]
+
+
+def _number(value: float | None, low: float | None, high: float | None) -> str:
+    """A statistic to three decimals with its interval in brackets; "-" when it is undefined."""
+    if value is None:
+        return "-"
+    interval = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    return f"{value:.3f}{interval}"
+
+
+def judge_agreement_tables(rows: list[CriterionAgreement]) -> list[Table]:
+    """Krippendorff's alpha per group and criterion, and Cohen's kappa per pair of judge models
+    (each with its bootstrap 95% interval over prompts); nothing when no criterion had two
+    raters."""
+    if not rows:
+        return []
+    keys = list(rows[0].group)
+    alpha = Table(
+        title="agreement between judges: Krippendorff's alpha [95% CI, bootstrap over prompts]",
+        title_justify="left",
+    )
+    for column in [*keys, "criterion", "level", "raters", "units", "missing", "alpha"]:
+        alpha.add_column(
+            column, justify="left" if column in {*keys, "criterion", "level"} else "right"
+        )
+    kappa = Table(
+        title="Cohen's kappa between judge models (each model's majority over its samples)",
+        title_justify="left",
+    )
+    numbers = ["units", "agree", "kappa"]
+    for column in [*keys, "criterion", "judge a", "judge b", *numbers]:
+        kappa.add_column(column, justify="right" if column in numbers else "left")
+    for row in rows:
+        group = [Text(row.group[k]) for k in keys]
+        alpha.add_row(
+            *group,
+            Text(row.criterion),
+            row.level,
+            f"{row.raters} ({len(row.judges)} judge{'s' * (len(row.judges) > 1)})",
+            str(row.units),
+            str(row.missing),
+            _number(row.alpha, row.ci_low, row.ci_high),
+        )
+        for pair in row.pairs:
+            kappa.add_row(
+                *group,
+                Text(row.criterion),
+                Text(pair.judge_a),
+                Text(pair.judge_b),
+                str(pair.units),
+                f"{pair.agreement:.1%}",
+                _number(pair.kappa, pair.ci_low, pair.ci_high),
+            )
+    return [alpha, kappa] if kappa.row_count else [alpha]
 
 
 def _ci(intervals: dict[str, tuple[float, float]], name: str) -> str:
