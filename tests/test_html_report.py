@@ -221,14 +221,16 @@ async def test_judge_report_html_writes_the_report(
     tmp_path: Path, library: RubricLibrary, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "verdicts.jsonl"
-    path.write_text("".join(v.model_dump_json() + "\n" for v in await graded_examples(library)))
+    verdicts = await graded_examples(library)
+    path.write_text("".join(v.model_dump_json() + "\n" for v in verdicts))
+    refusals = sum(bool(v.flagged) for v in verdicts if v.rubric.id == "refusal")
     out = tmp_path / "report.html"
     args = ["report", str(path), "--html", str(out), "--transcripts", str(EXAMPLES)]
     assert main([*args, "--order", "example-base,example-honly", "--drill-down", "2"]) == 0
     page = out.read_text()
     assert "wrote" in capsys.readouterr().err
     assert "example-honly minus example-base" in page and page.count('class="plot"') == 3
-    assert "3 flagged, the first 2 shown" in page
+    assert f"{refusals} flagged, the first 2 shown" in page and refusals > 2
     assert "If you are having thoughts of harming anyone, please reach out" in page
     assert main([*args, "--order", "example-base,nobody"]) == 2
     assert "names models no verdict has: nobody" in capsys.readouterr().err
