@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.text import Text
 
 from judge.assembly import Reducer
+from judge.budget import Budget, check_priced
 from judge.cache import CachePolicy
 from judge.column_map import ColumnMap
 from judge.config import Settings
@@ -213,6 +214,14 @@ def grade(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", metavar="", help="No progress bar or summary.")
     ] = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            metavar="USD",
+            help="Spend at most this many dollars on judge calls: past it, the rest get "
+            "error(budget); a rerun with more pays only for what is missing.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -231,6 +240,10 @@ def grade(
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
     judges = _judges(settings, model, keys=not dry_run)
     plan = JudgePlan(judges, samples=samples, reducer=reducer)
+    budget = None
+    if max_cost is not None:
+        check_priced(plan)
+        budget = Budget(max_cost)
     transcripts, problems = _read_inputs(
         files, settings.max_transcript_chars, ColumnMap.parse(mapping or [])
     )
@@ -246,7 +259,9 @@ def grade(
         policy=cache,
     )
     with _open_output(out, sys.stdout) as sink:
-        grading = _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet)
+        grading = _grade_all(
+            grader, transcripts, rubrics, sink, show_progress=not quiet, budget=budget
+        )
         by_rubric, first_error = asyncio.run(_closing(grader, grading))
     if not quiet:
         _print_summary(by_rubric, first_error, grader.totals, len(problems))
@@ -300,6 +315,7 @@ async def _grade_all(
     *,
     show_progress: bool,
     collected: list[Verdict] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[dict[str, Summary], str | None]:
     """Write each verdict as it finishes (to ``sink``, and to ``collected`` when a caller needs
     them all); keep only per-rubric counts and the first error, so memory stays flat for any
@@ -317,7 +333,7 @@ async def _grade_all(
     )
     with progress:
         task = progress.add_task("grading", total=count_units(transcripts, rubrics))
-        async for verdict in grader.grade_many(transcripts, rubrics):
+        async for verdict in grader.grade_many(transcripts, rubrics, budget=budget):
             if sink is not None:
                 sink.write(verdict.model_dump_json() + "\n")
                 sink.flush()

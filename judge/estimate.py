@@ -19,7 +19,7 @@ from collections.abc import AsyncIterable, Iterable
 from pydantic import BaseModel
 
 from judge.cache import CachePolicy, CallCache
-from judge.cost import count_tokens, prices
+from judge.cost import count_tokens
 from judge.grading import each
 from judge.grouping import Unit
 from judge.judges.base import JudgeRequest
@@ -117,28 +117,28 @@ def input_tokens(call: PlannedCall) -> int:
 def _add(model: ModelEstimate, call: PlannedCall, inputs: int) -> None:
     judge = call.judge
     assert isinstance(judge, LLMJudge)
-    outputs = reply_tokens(judge.model, call.request)
+    outputs = reply_tokens(judge, call.request)
     model.input_tokens += inputs
     model.output_tokens += outputs
-    price = prices(judge.model)
+    price = judge.prices()
     if price is None or model.cost_usd is None:
         model.cost_usd = None
     else:
         model.cost_usd += price.of(inputs, outputs)
 
 
-def reply_tokens(model: str, request: JudgeRequest) -> int:
+def reply_tokens(judge: LLMJudge, request: JudgeRequest) -> int:
     """The reply a call is expected to get, in tokens: one for a logprob call; for a structured
-    call, the mean of the rubric's worked example replies (at most its max_tokens)."""
+    call, the mean of the rubric's worked example replies (at most the call's max_tokens)."""
     if is_logprob(request):
         return 1
-    rubric = request.rubric
+    rubric, model = request.rubric, judge.model
     key = (model, rubric.content_hash)
     if key not in _REPLY_TOKENS:
         replies = [json.dumps(example.output) for example in rubric.examples]
         counts = [count_tokens(model, text=reply) for reply in replies]
         _REPLY_TOKENS[key] = round(sum(counts) / len(counts)) if counts else DEFAULT_REPLY_TOKENS
-    return min(_REPLY_TOKENS[key], rubric.judge.max_tokens)
+    return min(_REPLY_TOKENS[key], judge.max_reply_tokens(request))
 
 
 _REPLY_TOKENS: dict[tuple[str, str], int] = {}

@@ -25,6 +25,7 @@ from collections.abc import (
 from typing import Any, TypeVar
 
 from judge.assembly import build_verdict, verdict_for
+from judge.budget import Budget, worst_case_usd
 from judge.cache import CachePolicy, CallCache, MemoryCache
 from judge.errors import ErrorKind, JudgeSpecError
 from judge.grouping import units
@@ -80,17 +81,21 @@ class Grader:
             await judge.aclose()
         await self.cache.close()
 
-    async def grade(self, transcript: Subject, rubric: Rubric) -> Verdict:
-        """One verdict for one (transcript or group, rubric) pair."""
+    async def grade(
+        self, transcript: Subject, rubric: Rubric, *, budget: Budget | None = None
+    ) -> Verdict:
+        """One verdict for one (transcript or group, rubric) pair; with a ``budget``, no call
+        that could take the run past it is made (see ``judge.budget``)."""
         problem = shape_problem(rubric, transcript)
         if problem is not None:
             verdict = verdict_for(rubric, transcript, status=Status.NOT_APPLICABLE, reason=problem)
         else:
             calls = self.plan.calls(transcript, rubric)
             if len(calls) == 1:  # the common case: no gather, no extra task
-                results = [await self._result(calls[0])]
+                results = [await self._result(calls[0], budget)]
             else:
-                results = list(await asyncio.gather(*(self._result(call) for call in calls)))
+                calling = (self._result(call, budget) for call in calls)
+                results = list(await asyncio.gather(*calling))
             verdict = build_verdict(rubric, transcript, results, self.plan.reducer)
         self.totals.add(verdict)
         if self.on_verdict is not None:
@@ -98,16 +103,24 @@ class Grader:
         return verdict
 
     async def grade_many(
-        self, transcripts: Iterable[Transcript], rubrics: Sequence[Rubric]
+        self,
+        transcripts: Iterable[Transcript],
+        rubrics: Sequence[Rubric],
+        *,
+        budget: Budget | None = None,
     ) -> AsyncGenerator[Verdict, None]:
         """Verdicts for every (transcript, single rubric) and (group, group rubric) pair, yielded
         as they finish (see ``judge.grouping`` for which verdicts a batch yields)."""
-        async with contextlib.aclosing(self.grade_pairs(units(transcripts, rubrics))) as graded:
+        pairs = self.grade_pairs(units(transcripts, rubrics), budget=budget)
+        async with contextlib.aclosing(pairs) as graded:
             async for _, verdict in graded:
                 yield verdict
 
     async def grade_pairs(
-        self, pairs: Iterable[tuple[K, Subject, Rubric]] | AsyncIterable[tuple[K, Subject, Rubric]]
+        self,
+        pairs: Iterable[tuple[K, Subject, Rubric]] | AsyncIterable[tuple[K, Subject, Rubric]],
+        *,
+        budget: Budget | None = None,
     ) -> AsyncGenerator[tuple[K, Verdict], None]:
         """Grade (tag, transcript, rubric) triples; yield (tag, verdict) as each finishes.
 
@@ -124,7 +137,7 @@ class Grader:
                 while len(running) >= window:
                     done = await finished.get()
                     yield running.pop(done), done.result()
-                task = asyncio.create_task(self.grade(transcript, rubric))
+                task = asyncio.create_task(self.grade(transcript, rubric, budget=budget))
                 running[task] = tag
                 task.add_done_callback(finished.put_nowait)  # O(1) per verdict, any window
             while running:
@@ -134,7 +147,7 @@ class Grader:
             for task in running:
                 task.cancel()
 
-    async def _result(self, call: PlannedCall) -> JudgeResult:
+    async def _result(self, call: PlannedCall, budget: Budget | None) -> JudgeResult:
         key = call.key
         if self.policy == CachePolicy.USE:
             hit = await self._cached(key)
@@ -144,24 +157,29 @@ class Grader:
         if pending is not None:
             shared = await asyncio.shield(pending)
             return shared.model_copy(update={"cached": True})
-        task = asyncio.create_task(self._call(call))
+        task = asyncio.create_task(self._call(call, budget))
         self._inflight[key] = task
         task.add_done_callback(lambda _: self._inflight.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _call(self, call: PlannedCall) -> JudgeResult:
+    async def _call(self, call: PlannedCall, budget: Budget | None) -> JudgeResult:
         async with self.cache.lock(call.key) as shared:  # single-flight across processes
             if shared and self.policy == CachePolicy.USE:
                 hit = await self._cached(call.key)  # another process paid while this one waited
                 if hit is not None:
                     return hit.model_copy(update={"cached": True, "key": call.key})
-            return await self._paid_call(call)
+            return await self._paid_call(call, budget)
 
-    async def _paid_call(self, call: PlannedCall) -> JudgeResult:
+    async def _paid_call(self, call: PlannedCall, budget: Budget | None) -> JudgeResult:
         judge, request, key = call.judge, call.request, call.key
         # The slot is held until the result is stored, so that at most ``concurrency`` paid calls
         # are ever unpersisted: a killed process loses no more than that.
         async with self._global, self._per_model[judge.name]:
+            reserved = 0.0
+            if budget is not None:
+                reserved = await asyncio.to_thread(worst_case_usd, call)
+                if reserved and not budget.reserve(reserved):  # a free call never passes it
+                    return _unpaid(call, budget.refusal())
             started = time.perf_counter()
             try:
                 result = await judge.judge(request)
@@ -176,6 +194,8 @@ class Grader:
                     ),
                 )
             result = result.model_copy(update={"key": key, "cached": False})
+            if budget is not None:
+                budget.settle(reserved, result.cost_usd or 0.0)
             if result.error is None and self.policy != CachePolicy.BYPASS:
                 try:
                     await self.cache.set(key, result)
@@ -189,6 +209,18 @@ class Grader:
         except Exception:  # an unreadable entry is a miss, not a lost transcript
             logger.exception("could not read judge result %s from the cache", key)
             return None
+
+
+def _unpaid(call: PlannedCall, error: VerdictError) -> JudgeResult:
+    request = call.request
+    return JudgeResult(
+        model=call.judge.name,
+        sample=request.sample,
+        criteria=request.criterion_names,
+        attempts=0,
+        key=call.key,
+        error=error,
+    )
 
 
 async def each(items: Iterable[K] | AsyncIterable[K]) -> AsyncIterator[K]:

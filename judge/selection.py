@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from judge.assembly import Reducer
+from judge.budget import Budget, check_priced
 from judge.cache import CachePolicy, CallCache
 from judge.config import Settings
 from judge.errors import JudgeSpecError
@@ -132,6 +133,22 @@ class GraderPool:
                 f"{kind} '{name}' is not configured on this server; choose one of: "
                 f"{', '.join(choices)} (GET /v1/judges lists them)"
             )
+
+    def budget(
+        self, selection: JudgeSelection, requested_usd: float | None, spent_usd: float = 0.0
+    ) -> Budget | None:
+        """The spending limit of a job or request: what it asks for, capped by the
+        ``max_cost_usd_per_job`` of the profiles it uses (None: no limit)."""
+        caps = [
+            cap
+            for name in self.names(selection)
+            if (cap := self.settings.judge_profile(name).max_cost_usd_per_job) is not None
+        ]
+        limits = [*caps, *([requested_usd] if requested_usd is not None else [])]
+        if not limits:
+            return None
+        check_priced(self.grader(selection).plan)
+        return Budget(min(limits), spent_usd=spent_usd)
 
     async def aclose(self) -> None:
         """Close every judge the pool built (the cache belongs to whoever opened it)."""

@@ -170,7 +170,7 @@ class Summary(BaseModel):
             self.errors += 1
             kind = verdict.error.kind.value if verdict.error else "unknown"
             self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
-        self.judge_calls += sum(1 for j in verdict.judges if not j.cached)
+        self.judge_calls += sum(1 for j in verdict.judges if not j.cached and j.attempts)
         self.cache_hits += sum(1 for j in verdict.judges if j.cached)
         self.cost_usd += verdict.cost_usd
         self.tokens += verdict.tokens

@@ -413,3 +413,46 @@ async def test_a_dry_run_makes_no_job_and_no_call(
             async with AsyncClient("http://judge", transport=httpx.ASGITransport(app=app)) as c:
                 await c.estimate(RECORDS[:1], "nope")
         assert refused.value.status == 422
+
+
+async def test_a_job_stops_paying_at_its_budget_and_still_succeeds(
+    tmp_path: Path, fake_server: FakeJudgeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    priced = {"api_base": fake_server.api_base, "api_key_env": "FAKE_KEY"}
+    prices = {"input_cost_per_token": 1e-6, "output_cost_per_token": 4e-6}
+    profiles = {
+        "priced": JudgeProfile(model="openai/priced", **priced, **prices),
+        "capped": JudgeProfile(
+            model="openai/capped", **priced, **prices, max_cost_usd_per_job=0.012
+        ),
+        "fake": JudgeProfile(model="openai/fake-judge", **priced),
+    }
+    records = [{**r, "id": f"{r['id']}-{n}"} for n in range(3) for r in RECORDS]  # 36
+    async for client in serve(make_settings(tmp_path, fake_server, profiles=profiles)):
+        for profile, asked, limit in (("priced", 0.01, 0.01), ("capped", 1.0, 0.012)):
+            fake_server.reset()
+            body = {"transcripts": records, "rubrics": ["refusal"], "judge": {"profile": profile}}
+            created = await client.post("/v1/jobs", json={**body, "max_cost_usd": asked})
+            assert created.status_code == 202, created.text
+            job = await wait_for(client, created.json()["id"], {"succeeded"})
+            summary = job["summary"]
+            assert 0 < summary["errors_by_kind"]["budget"] == summary["errors"] < 36
+            assert summary["graded"] == 36 - summary["errors"]
+            assert summary["judge_calls"] == fake_server.request_count  # none for the stopped
+            assert 0 < summary["cost_usd"] <= limit
+        unpriced = {
+            "transcripts": records[:1],
+            "rubrics": ["refusal"],
+            "judge": {"profile": "fake"},
+        }
+        refused = await client.post("/v1/jobs", json={**unpriced, "max_cost_usd": 1})
+        assert refused.status_code == 422 and "input_cost_per_token" in refused.json()["detail"]
+        for bad in (0, -1, "1"):
+            response = await client.post("/v1/grade", json={**unpriced, "max_cost_usd": bad})
+            assert response.status_code == 422 and "max_cost_usd" in response.text
+        fresh = [{"prompt": "Hi?", "response": "Hello."}]
+        async with AsyncClient("http://judge", transport=client._transport) as judge:
+            graded = await judge.grade(fresh, "refusal", judge="priced", max_cost_usd=1e-9)
+        assert graded.verdicts[0].error is not None
+        assert graded.verdicts[0].error.kind == "budget"

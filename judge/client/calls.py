@@ -73,6 +73,7 @@ def batch(
     rubrics: str | Sequence[str],
     judge: JudgeLike,
     cache: CachePolicy | str,
+    max_cost_usd: float | None = None,
 ) -> dict[str, Any]:
     """A grading request's body, validated here so that a malformed one fails before it is sent;
     fields left at their defaults are left out."""
@@ -81,6 +82,7 @@ def batch(
         rubrics=_names(rubrics),
         judge=_selection(judge),
         cache=CachePolicy(cache),
+        max_cost_usd=max_cost_usd,
     )
     return request.model_dump(mode="json", exclude_defaults=True)
 

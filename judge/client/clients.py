@@ -63,9 +63,12 @@ class Client:
         *,
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
+        max_cost_usd: float | None = None,
     ) -> GradePublic:
-        """Grade a small batch (up to the server's ``max_sync_pairs``) and wait for it."""
-        return self._call(calls.grade(calls.batch(transcripts, rubrics, judge, cache)))
+        """Grade a small batch (up to the server's ``max_sync_pairs``) and wait for it; with
+        ``max_cost_usd``, calls past that spend get ``error(budget)``."""
+        body = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
+        return self._call(calls.grade(body))
 
     def submit(
         self,
@@ -75,9 +78,11 @@ class Client:
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
         idempotency_key: str | None = None,
+        max_cost_usd: float | None = None,
     ) -> JobPublic:
-        """Queue a batch of any size as a job. The same content (or key) gives the same job."""
-        batch = calls.batch(transcripts, rubrics, judge, cache)
+        """Queue a batch of any size as a job. The same content (or key) gives the same job.
+        With ``max_cost_usd`` the job stops paying there (the rest get ``error(budget)``)."""
+        batch = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
         return self._call(calls.submit(batch, idempotency_key))
 
     def estimate(
@@ -215,9 +220,11 @@ class AsyncClient:
         *,
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
+        max_cost_usd: float | None = None,
     ) -> GradePublic:
         """As ``Client.grade``."""
-        return await self._call(calls.grade(calls.batch(transcripts, rubrics, judge, cache)))
+        body = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
+        return await self._call(calls.grade(body))
 
     async def submit(
         self,
@@ -227,9 +234,10 @@ class AsyncClient:
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
         idempotency_key: str | None = None,
+        max_cost_usd: float | None = None,
     ) -> JobPublic:
         """As ``Client.submit``."""
-        batch = calls.batch(transcripts, rubrics, judge, cache)
+        batch = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
         return await self._call(calls.submit(batch, idempotency_key))
 
     async def estimate(

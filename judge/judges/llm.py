@@ -81,6 +81,7 @@ class LLMJudge:
     ``temperature`` and ``max_tokens`` override the rubric's defaults for structured calls;
     logprob calls always use temperature 0, one output token and the top 20 logprobs. ``rpm``
     caps requests per minute (retries included) for providers with a known rate limit.
+    ``price`` overrides litellm's price table (a self-hosted model it does not know).
     """
 
     def __init__(
@@ -96,8 +97,10 @@ class LLMJudge:
         max_wait: float = 60.0,
         rpm: float | None = None,
         force_litellm: bool = False,
+        price: Prices | None = None,
     ):
         self.model = model
+        self.price = price
         self.api_base = api_base
         self.api_key = api_key
         self.temperature = temperature
@@ -124,6 +127,14 @@ class LLMJudge:
             "max_tokens": defaults.max_tokens if self.max_tokens is None else self.max_tokens,
         }
 
+    def prices(self) -> Prices | None:
+        """Dollars per token: the configured price, else litellm's table (None: unknown)."""
+        return self.price or prices(self.model)
+
+    def max_reply_tokens(self, request: JudgeRequest) -> int:
+        """The longest reply a structured call allows (what a budget reserves)."""
+        return int(self._decoding(request)["max_tokens"])
+
     def identity(self, request: JudgeRequest) -> dict[str, Any]:
         return {"model": self.model, "api_base": self.api_base, **self._decoding(request)}
 
@@ -148,7 +159,7 @@ class LLMJudge:
         it as a live reply, re-asking live when it does not validate."""
         usage = _Usage()
         usage.attempts = 1
-        usage.add(completion, prices(self.model), batch=True)
+        usage.add(completion, self.prices(), batch=True)
         started = time.perf_counter()
         try:
             result = await self._conclude(request, self.ask(request), completion, usage)
@@ -209,7 +220,7 @@ class LLMJudge:
                 completion = await self._retry(transport, messages, params, usage, exc)
         except TransportError as exc:
             raise JudgeCallError(exc.kind, str(exc)) from exc
-        usage.add(completion, prices(self.model))
+        usage.add(completion, self.prices())
         return completion
 
     async def _send(

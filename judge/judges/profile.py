@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from judge.cost import Prices
 from judge.judges.base import Judge
 from judge.judges.llm import LLMJudge
 from judge.judges.offline import OFFLINE_MODEL, OfflineJudge
@@ -38,6 +39,15 @@ class JudgeProfile(BaseModel):
     max_retries: int | None = Field(default=None, ge=0)
     rpm: float | None = Field(default=None, gt=0, description="Requests per minute, at most.")
     force_litellm: bool | None = None
+    input_cost_per_token: float | None = Field(
+        default=None, ge=0, description="Dollars per input token (else litellm's price table)."
+    )
+    output_cost_per_token: float | None = Field(
+        default=None, ge=0, description="Dollars per output token (else litellm's price table)."
+    )
+    max_cost_usd_per_job: float | None = Field(
+        default=None, gt=0, description="The server's spending limit for each job using it."
+    )
 
     def api_key(self) -> str | None:
         """The key, read from the variable ``api_key_env`` names (None: the provider's usual
@@ -74,4 +84,9 @@ def judge_for(profile: JudgeProfile) -> Judge:
         for name in ("temperature", "max_tokens", "timeout", "max_retries", "rpm", "force_litellm")
         if (value := getattr(profile, name)) is not None
     }
-    return LLMJudge(profile.model, api_base=profile.api_base, api_key=profile.api_key(), **policy)
+    price = None
+    if profile.input_cost_per_token is not None or profile.output_cost_per_token is not None:
+        price = Prices(profile.input_cost_per_token or 0.0, profile.output_cost_per_token or 0.0)
+    return LLMJudge(
+        profile.model, api_base=profile.api_base, api_key=profile.api_key(), price=price, **policy
+    )

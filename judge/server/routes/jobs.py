@@ -64,7 +64,7 @@ async def create_job(
         )
     body = body.model_copy(update={"rubrics": list(dict.fromkeys(body.rubrics))})
     rubrics = rubrics_for(state, body.rubrics)
-    state.pool.names(body.judge)
+    state.pool.budget(body.judge, body.max_cost_usd)  # checks the selection and its prices
     transcripts = parse_transcripts(body.transcripts, state.settings.max_transcript_chars)
     if dry_run:
         grader = state.pool.grader(body.judge, body.cache)
