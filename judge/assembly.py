@@ -157,8 +157,13 @@ def _complete_members(rubric: Rubric, results: list[JudgeResult]) -> list[dict[s
 
 def _confidence(
     results: list[JudgeResult], reduced: dict[str, Reduced]
-) -> tuple[float | None, Literal["agreement", "logprob_mass"] | None]:
-    """Agreement among results when there are several per criterion, else the logprob mass."""
+) -> tuple[float | None, Literal["agreement", "logprob_mass", "probability"] | None]:
+    """The judges' own calibrated probability when every result has one (the least of them;
+    repeated samples of a deterministic classifier would agree however unsure it is), else
+    agreement among results when there are several per criterion, else the logprob mass."""
+    probabilities = [r.probability for r in results]
+    if all(p is not None for p in probabilities):
+        return min(p for p in probabilities if p is not None), "probability"
     calls_per_group = len(results) // max(1, len({r.criteria for r in results}))
     if calls_per_group > 1:
         return min(r.agreement for r in reduced.values()), "agreement"

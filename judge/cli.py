@@ -105,6 +105,16 @@ MapOption = Annotated[
 ]
 
 
+CascadeOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="A,B",
+        help="Judges cheapest first (model strings or profiles): each decides what it is "
+        "confident about (the rubric's cascade thresholds), the next one the rest.",
+    ),
+]
+
+
 class ExitCode:
     OK = 0
     INCOMPLETE = 1
@@ -188,6 +198,7 @@ def grade(
             metavar="URL", help="OpenAI-compatible server for the models (env JUDGE_API_BASE)."
         ),
     ] = None,
+    cascade: CascadeOption = None,
     samples: Annotated[int, typer.Option(min=1, metavar="K", help="Samples per judge.")] = 1,
     reducer: Annotated[
         Reducer, typer.Option(help="majority (labels; mean of scores), any or all.")
@@ -238,8 +249,7 @@ def grade(
     )
     library = settings.rubric_library()
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
-    judges = _judges(settings, model, keys=not dry_run)
-    plan = JudgePlan(judges, samples=samples, reducer=reducer)
+    plan = _plan(settings, model, cascade, samples, reducer, keys=not dry_run)
     budget = None
     if max_cost is not None:
         check_priced(plan)
@@ -297,6 +307,29 @@ def _print_estimate(
         sink.write(result.model_dump_json(indent=2) + "\n")
     if not quiet:
         stderr.print(estimate_table(result))
+
+
+def _plan(
+    settings: Settings,
+    models: list[str] | None,
+    cascade: str | None,
+    samples: int,
+    reducer: Reducer,
+    *,
+    keys: bool,
+) -> JudgePlan:
+    """The plan --model or --cascade names (a --model that is a configured cascade is one)."""
+    if cascade is not None and models:
+        raise UsageError("give --model or --cascade, not both")
+    names = models or []
+    if cascade is None and len(names) == 1 and names[0] in settings.cascades:
+        cascade = ",".join(settings.cascades[names[0]])
+    if cascade is not None:
+        stages = [name.strip() for name in cascade.split(",") if name.strip()]
+        if len(stages) < 2:
+            raise UsageError(f"--cascade needs two or more judges, comma-separated: '{cascade}'")
+        return JudgePlan.cascade(_judges(settings, stages, keys=keys), samples=samples)
+    return JudgePlan(_judges(settings, models, keys=keys), samples=samples, reducer=reducer)
 
 
 def _judges(settings: Settings, models: list[str] | None, *, keys: bool = True) -> list[Judge]:
@@ -478,6 +511,7 @@ def calibrate(
         list[str] | None,
         typer.Option("--model", "-m", metavar="MODEL", help="Judge model(s); default offline."),
     ] = None,
+    cascade: CascadeOption = None,
     api_base: Annotated[
         str | None, typer.Option(metavar="URL", help="OpenAI-compatible server.")
     ] = None,
@@ -513,8 +547,8 @@ def calibrate(
         transcripts, rubric = _reference_set(dataset, data_dir, split, library)
         source = f"{dataset} ({split})"
     transcripts = transcripts[:limit] if limit else transcripts
-    judges = _judges(settings, model)
-    grader = Grader(JudgePlan(judges), settings.open_cache(), concurrency=settings.concurrency)
+    plan = _plan(settings, model, cascade, 1, Reducer.MAJORITY, keys=True)
+    grader = Grader(plan, settings.open_cache(), concurrency=settings.concurrency)
     verdicts: list[Verdict] = []
     with _open_output(out) as sink:
         grading = _grade_all(
@@ -527,7 +561,11 @@ def calibrate(
         return
     view = _stdout()
     view.print(Text(f"{source}: {len(transcripts)} transcripts, rubric {rubric.id}"))
-    view.print(Text(f"judge: {', '.join(j.name for j in judges)}"))
+    stages = [", ".join(j.name for j in stage.judges) for stage in plan.stages]
+    view.print(Text(f"judge: {' -> '.join(stages)}"))
+    if plan.escalation is not None:
+        escalated = sum(bool(v.cascade and v.cascade.stage) for v in verdicts)
+        view.print(Text(f"cascade: {escalated} of {len(verdicts)} escalated past the first stage"))
     view.print(Text(f"compared {result.n}; not graded: {result.not_graded or 0}"))
     if result.n == 0:
         view.print("nothing to compare: no graded verdict has a reference value for this rubric")
@@ -615,7 +653,8 @@ def worker() -> None:
 def _check_configuration(settings: Settings) -> None:
     """Refuse to start, saying why, on rubrics that do not load or judges that cannot call."""
     settings.rubric_library()
-    settings.check_judges([*settings.profiles, *settings.allowed_models])
+    stages = [stage for cascade in settings.cascades.values() for stage in cascade]
+    settings.check_judges([*settings.profiles, *settings.allowed_models, *stages])
 
 
 def _load_settings() -> Settings:

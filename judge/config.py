@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     per_model_concurrency: int | None = Field(default=None, ge=1)
 
     profiles: dict[str, JudgeProfile] = Field(default_factory=dict)
+    cascades: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Named cascades: profiles or models, cheapest first; each decides what it "
+        "is confident about (the rubric's cascade thresholds) and escalates the rest. A name "
+        "here is used wherever a profile name is.",
+    )
     default_profile: str | None = None
     allowed_models: list[str] = Field(
         default_factory=list, description="Models a request may name directly (besides profiles)."
@@ -88,9 +94,18 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
-    def _known_default_profile(self) -> Settings:
-        if self.default_profile is not None and self.default_profile not in self.profiles:
-            known = ", ".join(self.profiles) or "none"
+    def _consistent_names(self) -> Settings:
+        both = set(self.profiles) & set(self.cascades)
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))}: both a profile and a cascade")
+        for name, stages in self.cascades.items():
+            if not stages or any(stage in self.cascades for stage in stages):
+                raise ValueError(
+                    f"cascade '{name}' needs one or more profiles or models (not cascades)"
+                )
+        known_names = {*self.profiles, *self.cascades}
+        if self.default_profile is not None and self.default_profile not in known_names:
+            known = ", ".join(sorted(known_names)) or "none"
             raise ValueError(
                 f"default_profile '{self.default_profile}' is not a configured profile "
                 f"(profiles: {known})"

@@ -33,7 +33,7 @@ from judge.plan import JudgePlan, PlannedCall
 from judge.rubric import Rubric
 from judge.shape import shape_problem
 from judge.transcript import Subject, Transcript
-from judge.verdict import JudgeResult, Status, Summary, Verdict, VerdictError
+from judge.verdict import Cascade, JudgeResult, Status, Summary, Verdict, VerdictError
 
 logger = logging.getLogger(__name__)
 K = TypeVar("K")
@@ -66,7 +66,7 @@ class Grader:
         self.on_verdict = on_verdict
         self._global = asyncio.Semaphore(concurrency)
         per_model = per_model_concurrency or concurrency
-        self._per_model = {judge.name: asyncio.Semaphore(per_model) for judge in plan.judges}
+        self._per_model = {judge.name: asyncio.Semaphore(per_model) for judge in plan.all_judges}
         self._inflight: dict[str, asyncio.Task[JudgeResult]] = {}
 
     async def __aenter__(self) -> Grader:
@@ -77,7 +77,7 @@ class Grader:
 
     async def aclose(self) -> None:
         """Close the plan's judges and the cache (on the event loop that used them)."""
-        for judge in dict.fromkeys(self.plan.judges):
+        for judge in self.plan.all_judges:
             await judge.aclose()
         await self.cache.close()
 
@@ -89,18 +89,49 @@ class Grader:
         problem = shape_problem(rubric, transcript)
         if problem is not None:
             verdict = verdict_for(rubric, transcript, status=Status.NOT_APPLICABLE, reason=problem)
+        elif self.plan.escalation is None:
+            verdict = await self._stage(self.plan, transcript, rubric, budget)
         else:
-            calls = self.plan.calls(transcript, rubric)
-            if len(calls) == 1:  # the common case: no gather, no extra task
-                results = [await self._result(calls[0], budget)]
-            else:
-                calling = (self._result(call, budget) for call in calls)
-                results = list(await asyncio.gather(*calling))
-            verdict = build_verdict(rubric, transcript, results, self.plan.reducer)
+            verdict = await self._cascade(transcript, rubric, budget)
         self.totals.add(verdict)
         if self.on_verdict is not None:
             self.on_verdict(verdict)
         return verdict
+
+    async def _stage(
+        self, plan: JudgePlan, transcript: Subject, rubric: Rubric, budget: Budget | None
+    ) -> Verdict:
+        """The verdict of one plan (one stage of a cascade), its calls made concurrently."""
+        calls = plan.calls(transcript, rubric)
+        if len(calls) == 1:  # the common case: no gather, no extra task
+            results = [await self._result(calls[0], budget)]
+        else:
+            results = list(await asyncio.gather(*(self._result(c, budget) for c in calls)))
+        return build_verdict(rubric, transcript, results, plan.reducer)
+
+    async def _cascade(self, transcript: Subject, rubric: Rubric, budget: Budget | None) -> Verdict:
+        """Each stage in turn, until one is confident (or the last): its verdict, recording
+        which stage decided, why, and what the stages before it returned."""
+        escalated: list[JudgeResult] = []
+        reasons: list[str] = []
+        for stage in self.plan.stages:
+            verdict = await self._stage(stage, transcript, rubric, budget)
+            names = ", ".join(judge.name for judge in stage.judges)
+            if stage.escalation is None:
+                reasons.append(f"{names}: the last stage decides")
+                break
+            stands, why = stage_decides(verdict, stage.threshold(rubric))
+            reasons.append(f"{names}: {why}")
+            if stands:
+                break
+            escalated += verdict.judges
+        cascade = Cascade(
+            stage=len(reasons) - 1,
+            judges=[judge.name for judge in stage.judges],
+            reason="; ".join(reasons),
+            escalated=escalated,
+        )
+        return verdict.model_copy(update={"cascade": cascade})
 
     async def grade_many(
         self,
@@ -209,6 +240,22 @@ class Grader:
         except Exception:  # an unreadable entry is a miss, not a lost transcript
             logger.exception("could not read judge result %s from the cache", key)
             return None
+
+
+def stage_decides(verdict: Verdict, threshold: float | None) -> tuple[bool, str]:
+    """Whether a cascade stage's verdict stands (it is graded with at least the threshold's
+    confidence), and why in words."""
+    if verdict.status != Status.GRADED:
+        kind = f" ({verdict.error.kind})" if verdict.error else ""
+        return False, f"{verdict.status}{kind}, escalated"
+    if threshold is None:
+        return False, "the rubric gives it no cascade threshold, escalated"
+    if verdict.confidence is None:
+        return False, "no confidence, escalated"
+    confidence = f"{verdict.confidence_source} {verdict.confidence:.3f}"
+    if verdict.confidence >= threshold:
+        return True, f"{confidence} >= {threshold}, stands"
+    return False, f"{confidence} < {threshold}, escalated"
 
 
 def _unpaid(call: PlannedCall, error: VerdictError) -> JudgeResult:

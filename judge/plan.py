@@ -1,6 +1,7 @@
-"""Judge plans: which judges grade, with how many samples, reduced how; and the calls a plan
-makes for one (transcript or group, rubric), with their cache keys, listed without making them
-(a dry run counts them; the engine makes them)."""
+"""Judge plans: which judges grade, with how many samples, reduced how, and who to ask when they
+are not confident (a cascade); and the calls a plan makes for one (transcript or group, rubric),
+with their cache keys, listed without making them (a dry run counts them; the engine makes
+them)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,40 @@ class JudgePlan:
     judges: Sequence[Judge]
     samples: int = 1
     reducer: Reducer = Reducer.MAJORITY
+    escalation: JudgePlan | None = None
+    """The next stage of a cascade: it grades what this plan's verdict is not confident about
+    (by the rubric's ``cascade`` threshold for this plan's judge)."""
+
+    @classmethod
+    def cascade(cls, stages: Sequence[Judge], samples: int = 1) -> JudgePlan:
+        """One judge a stage, cheapest first: each decides what it is confident about."""
+        if not stages:
+            raise JudgeSpecError("a cascade needs at least one judge")
+        plan = None
+        for judge in reversed(stages):
+            plan = cls([judge], samples=samples, escalation=plan)
+        assert plan is not None
+        return plan
+
+    @property
+    def stages(self) -> list[JudgePlan]:
+        """This plan and every plan it escalates to, in order."""
+        plans: list[JudgePlan] = [self]
+        while plans[-1].escalation is not None:
+            plans.append(plans[-1].escalation)
+        return plans
+
+    @property
+    def all_judges(self) -> list[Judge]:
+        """Every judge of every stage, each once."""
+        return list(dict.fromkeys(j for stage in self.stages for j in stage.judges))
+
+    def threshold(self, rubric: Rubric) -> float | None:
+        """The confidence at which this stage's verdict stands rather than escalate (None: it
+        always escalates): the rubric's threshold for its judge, for a single-judge stage."""
+        if len(self.judges) != 1:
+            return None
+        return rubric.cascade.get(self.judges[0].name)
 
     def __post_init__(self) -> None:
         if not self.judges:

@@ -62,8 +62,9 @@ def alternatives_schema(
 
 
 class JudgeSelection(BaseModel):
-    """Which judge grades: a configured profile, or models from profiles and the allow-list
-    (neither: the server's default profile, else the offline judge).
+    """Which judge grades: a configured profile or cascade, models from profiles and the
+    allow-list (an ensemble), or a cascade of them (neither: the server's default profile, else
+    the offline judge).
 
     There is deliberately no ``api_base`` or key here: a caller can never aim the server's
     credentials at a URL of its choosing.
@@ -72,19 +73,25 @@ class JudgeSelection(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra=alternatives_schema(("profile", "models"), required=False),
+        json_schema_extra=alternatives_schema(("profile", "models", "cascade"), required=False),
     )
 
     profile: str | None = Field(
         default=None,
         min_length=1,
         exclude_if=lambda value: value is None,
-        description="A configured judge profile.",
+        description="A configured judge profile (or named cascade).",
     )
     models: Annotated[list[str], Field(min_length=1)] | None = Field(
         default=None,
         exclude_if=lambda value: value is None,
         description="Profile names or allow-listed model strings, graded as an ensemble.",
+    )
+    cascade: Annotated[list[str], Field(min_length=1)] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Profile names or allow-listed model strings, cheapest first: each decides "
+        "what it is confident about (the rubric's cascade thresholds), the next the rest.",
     )
     samples: Integer = Field(default=1, ge=1, le=20)
     reducer: Reducer = Field(default=Reducer.MAJORITY, strict=False)
@@ -92,7 +99,7 @@ class JudgeSelection(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _one_way(cls, data: Any) -> Any:
-        return alternatives(data, ("profile", "models"), required=False)
+        return alternatives(data, ("profile", "models", "cascade"), required=False)
 
 
 class GraderPool:
@@ -111,23 +118,35 @@ class GraderPool:
         self._graders: dict[str, Grader] = {}
 
     def names(self, selection: JudgeSelection) -> list[str]:
-        """The profile or model names a selection stands for; ``JudgeSpecError`` if not allowed."""
-        if selection.models is not None:
-            names = list(dict.fromkeys(selection.models))
-        elif selection.profile is not None:
-            names = [selection.profile]
-        else:
-            names = [self.settings.default_profile or OFFLINE_MODEL]
-        for name in names:
-            self._check_allowed(name, is_profile=selection.profile is not None)
-        return names
+        """The profile or model names a selection stands for (a cascade's stages in order);
+        ``JudgeSpecError`` if not allowed."""
+        return self._resolve(selection)[0]
+
+    def _resolve(self, selection: JudgeSelection) -> tuple[list[str], bool]:
+        """The names, and whether they are the stages of a cascade (a configured cascade's
+        stages are the operator's choice, so they are not checked against the allow-list)."""
+        if selection.models is not None or selection.cascade is not None:
+            names = list(dict.fromkeys(selection.models or selection.cascade or []))
+            for name in names:
+                self._check_allowed(name, is_profile=False)
+            return names, selection.cascade is not None
+        name = selection.profile or self.settings.default_profile or OFFLINE_MODEL
+        if name in self.settings.cascades:
+            return list(dict.fromkeys(self.settings.cascades[name])), True
+        self._check_allowed(name, is_profile=selection.profile is not None)
+        return [name], False
 
     def _check_allowed(self, name: str, *, is_profile: bool) -> None:
         allowed = name in self.settings.profiles or name == OFFLINE_MODEL
         if not is_profile:
             allowed = allowed or name in self.settings.allowed_models
         if not allowed:
-            choices = [*self.settings.profiles, *self.settings.allowed_models, OFFLINE_MODEL]
+            choices = [
+                *self.settings.profiles,
+                *self.settings.cascades,
+                *self.settings.allowed_models,
+                OFFLINE_MODEL,
+            ]
             kind = "profile" if is_profile else "judge"
             raise JudgeSpecError(
                 f"{kind} '{name}' is not configured on this server; choose one of: "
@@ -163,14 +182,14 @@ class GraderPool:
 
     def grader(self, selection: JudgeSelection, policy: CachePolicy = CachePolicy.USE) -> Grader:
         """The shared grader for a selection (validated first)."""
-        names = self.names(selection)
-        key = f"{names}|{selection.samples}|{selection.reducer}|{policy}"
+        names, cascade = self._resolve(selection)
+        key = f"{names}|{cascade}|{selection.samples}|{selection.reducer}|{policy}"
         if key not in self._graders:
-            plan = JudgePlan(
-                [self._judge(name) for name in names],
-                samples=selection.samples,
-                reducer=selection.reducer,
-            )
+            judges = [self._judge(name) for name in names]
+            if cascade:
+                plan = JudgePlan.cascade(judges, samples=selection.samples)
+            else:
+                plan = JudgePlan(judges, samples=selection.samples, reducer=selection.reducer)
             self._graders[key] = Grader(
                 plan,
                 self.cache,

@@ -85,6 +85,8 @@ class JudgeResult(BaseModel):
     evidence: list[Evidence] = []
     unscored: str | None = None
     numeric_mass: float | None = None
+    probability: float | None = None
+    """The judge's own calibrated probability of its answer (the offline refusal classifier)."""
     raw_output: str | None = None
     attempts: Integer = 1
     latency_ms: float = 0.0
@@ -95,6 +97,21 @@ class JudgeResult(BaseModel):
     cached: bool = False
     key: str = ""
     error: VerdictError | None = None
+
+
+class Cascade(BaseModel):
+    """Which stage of a cascade of judges decided a verdict, and why."""
+
+    model_config = ConfigDict(strict=True)
+
+    stage: Integer
+    """0: the first judge's verdict stood."""
+    judges: list[str]
+    """The deciding stage's judges."""
+    reason: str
+    """Why each stage before it escalated, and why this one stood."""
+    escalated: list[JudgeResult] = []
+    """The results of the stages that escalated (their cost counts in the verdict's)."""
 
 
 class Verdict(BaseModel):
@@ -115,7 +132,7 @@ class Verdict(BaseModel):
     scores: dict[str, float] = {}
     flagged: bool | None = None
     confidence: float | None = None
-    confidence_source: Literal["agreement", "logprob_mass"] | None = None
+    confidence_source: Literal["agreement", "logprob_mass", "probability"] | None = None
     derived: dict[str, float] = {}
     explanation: str | None = None
     details: dict[str, str] = {}
@@ -124,21 +141,28 @@ class Verdict(BaseModel):
     reason: str | None = None
     members: list[str] = []
     judges: list[JudgeResult] = []
+    cascade: Cascade | None = None
     error: VerdictError | None = None
     cached: bool = False
     key: str | None = None
     metadata: dict[str, Any] = {}
 
     @property
+    def calls(self) -> list[JudgeResult]:
+        """Every judge result this verdict took: the deciding judges', and those of the cascade
+        stages that escalated."""
+        return [*(self.cascade.escalated if self.cascade else []), *self.judges]
+
+    @property
     def cost_usd(self) -> float:
         """What the calls made for this verdict cost (cache hits cost nothing)."""
-        return sum(j.cost_usd or 0.0 for j in self.judges if not j.cached)
+        return sum(j.cost_usd or 0.0 for j in self.calls if not j.cached)
 
     @property
     def tokens(self) -> int:
         """Tokens spent by the calls made for this verdict (cache hits spend none)."""
         return sum(
-            (j.input_tokens or 0) + (j.output_tokens or 0) for j in self.judges if not j.cached
+            (j.input_tokens or 0) + (j.output_tokens or 0) for j in self.calls if not j.cached
         )
 
 
@@ -158,6 +182,8 @@ class Summary(BaseModel):
     tokens: int = 0
     cached_input_tokens: int = 0
     cost_usd: float = 0.0
+    escalated: int = 0
+    """Verdicts a cascade's first stage did not decide."""
 
     def add(self, verdict: Verdict) -> None:
         self.verdicts += 1
@@ -170,10 +196,10 @@ class Summary(BaseModel):
             self.errors += 1
             kind = verdict.error.kind.value if verdict.error else "unknown"
             self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
-        self.judge_calls += sum(1 for j in verdict.judges if not j.cached and j.attempts)
-        self.cache_hits += sum(1 for j in verdict.judges if j.cached)
+        calls = verdict.calls
+        self.judge_calls += sum(1 for j in calls if not j.cached and j.attempts)
+        self.cache_hits += sum(1 for j in calls if j.cached)
         self.cost_usd += verdict.cost_usd
         self.tokens += verdict.tokens
-        self.cached_input_tokens += sum(
-            j.cached_input_tokens or 0 for j in verdict.judges if not j.cached
-        )
+        self.cached_input_tokens += sum(j.cached_input_tokens or 0 for j in calls if not j.cached)
+        self.escalated += bool(verdict.cascade and verdict.cascade.stage)

@@ -194,9 +194,12 @@ class JudgePublic(BaseModel):
 
 
 class JudgesPublic(BaseModel):
-    """What a request may choose: profiles, allow-listed models, and the built-in judge."""
+    """What a request may choose: profiles, cascades, allow-listed models, and the built-in
+    judge."""
 
     profiles: list[JudgePublic]
+    cascades: dict[str, list[str]] = {}
+    """Named cascades: their stages, cheapest first."""
     allowed_models: list[str]
     offline: str = "offline"
 

@@ -66,6 +66,7 @@ def _refusal(request: JudgeRequest) -> JudgeResult | str:
     return _result(
         request,
         values={"refusal": judged.label},
+        probability=judged.confidence,
         reasoning=f"{judged.decided_by}: {judged.label} (p={judged.confidence:.2f})",
         details={**details, "confident": str(judged.confident).lower()},
     )
