@@ -14,6 +14,7 @@ timeouts, connection failures and 5xx replies, waiting as long as a ``Retry-Afte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +32,6 @@ from judge.cost import Prices, prices
 from judge.errors import JudgeCallError
 from judge.judges.base import JudgeRequest
 from judge.judges.exchange import LOGPROB_DECODING, Ask, Reask, first_ask, is_logprob, read
-from judge.prompt import ChatMessages
 from judge.transports import Completion, Transport, TransportError, resolve
 from judge.transports.breaker import CircuitBreaker
 from judge.verdict import JudgeResult, VerdictError
@@ -57,6 +57,7 @@ class _Usage:
                 completion.input_tokens,
                 completion.output_tokens,
                 completion.cached_input_tokens,
+                completion.cache_write_tokens,
                 batch=batch,
             )
             self.cost = (self.cost or 0.0) + cost
@@ -148,7 +149,7 @@ class LLMJudge:
         started = time.perf_counter()
         try:
             ask = self.ask(request)
-            completion = await self._complete(ask.messages, usage, **ask.params)
+            completion = await self._complete(ask, usage)
             result = await self._conclude(request, ask, completion, usage)
         except JudgeCallError as exc:
             result = self._failed(request, exc)
@@ -172,8 +173,8 @@ class LLMJudge:
     ) -> JudgeResult:
         outcome = read(request, self.model, completion, final=is_logprob(request))
         if isinstance(outcome, Reask):  # one more try, told what was wrong
-            messages = [*ask.messages, *outcome.messages]
-            completion = await self._complete(messages, usage, **ask.params)
+            again = dataclasses.replace(ask, messages=[*ask.messages, *outcome.messages])
+            completion = await self._complete(again, usage)
             outcome = read(request, self.model, completion, final=True)
         assert isinstance(outcome, JudgeResult), "a final read gives a result or raises"
         return outcome
@@ -209,30 +210,28 @@ class LLMJudge:
         if transport is not None:
             await transport.aclose()
 
-    async def _complete(self, messages: ChatMessages, usage: _Usage, **params: Any) -> Completion:
+    async def _complete(self, ask: Ask, usage: _Usage) -> Completion:
         transport = await self.transport()
         try:
             try:
-                completion = await self._send(transport, messages, params, usage)
+                completion = await self._send(transport, ask, usage)
             except TransportError as exc:
                 if not exc.transient or self.max_retries == 0:
                     raise
-                completion = await self._retry(transport, messages, params, usage, exc)
+                completion = await self._retry(transport, ask, usage, exc)
         except TransportError as exc:
             raise JudgeCallError(exc.kind, str(exc)) from exc
         usage.add(completion, self.prices())
         return completion
 
-    async def _send(
-        self, transport: Transport, messages: ChatMessages, params: dict[str, Any], usage: _Usage
-    ) -> Completion:
+    async def _send(self, transport: Transport, ask: Ask, usage: _Usage) -> Completion:
         """One try, through the endpoint's circuit breaker (which fails it fast while open)."""
         self._breaker.check()
         if self._limiter is not None:
             await self._limiter.acquire()
         usage.attempts += 1
         try:
-            completion = await transport.complete(messages, params)
+            completion = await transport.complete(ask.messages, ask.params, static=ask.static)
         except TransportError as exc:
             self._breaker.record(exc)
             raise
@@ -242,8 +241,7 @@ class LLMJudge:
     async def _retry(
         self,
         transport: Transport,
-        messages: ChatMessages,
-        params: dict[str, Any],
+        ask: Ask,
         usage: _Usage,
         first: TransportError,
     ) -> Completion:
@@ -262,7 +260,7 @@ class LLMJudge:
             with attempt:
                 if replay:
                     raise replay.pop()
-                completion = await self._send(transport, messages, params, usage)
+                completion = await self._send(transport, ask, usage)
         return completion
 
 

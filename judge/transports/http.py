@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -46,7 +47,10 @@ class HTTPTransport:
         if session is not None and self._loop is asyncio.get_running_loop():
             await session.close()
 
-    async def complete(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
+    async def complete(
+        self, messages: list[dict[str, str]], params: dict[str, Any], *, static: Sequence[int] = ()
+    ) -> Completion:
+        """One request (OpenAI-compatible servers cache prompt prefixes by themselves)."""
         body = orjson.dumps({"model": self.model, "messages": messages, **params})
         try:
             async with self._pool().post(
