@@ -199,6 +199,14 @@ def grade(
         ),
     ] = None,
     cascade: CascadeOption = None,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="MODEL",
+            help="Ask this judge (model string or profile; repeatable, in order) when a judge "
+            "declines to grade a call.",
+        ),
+    ] = None,
     samples: Annotated[int, typer.Option(min=1, metavar="K", help="Samples per judge.")] = 1,
     reducer: Annotated[
         Reducer, typer.Option(help="majority (labels; mean of scores), any or all.")
@@ -249,7 +257,7 @@ def grade(
     )
     library = settings.rubric_library()
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
-    plan = _plan(settings, model, cascade, samples, reducer, keys=not dry_run)
+    plan = _plan(settings, model, cascade, samples, reducer, keys=not dry_run, fallbacks=fallback)
     budget = None
     if max_cost is not None:
         check_priced(plan)
@@ -317,27 +325,35 @@ def _plan(
     reducer: Reducer,
     *,
     keys: bool,
+    fallbacks: list[str] | None = None,
 ) -> JudgePlan:
-    """The plan --model or --cascade names (a --model that is a configured cascade is one)."""
+    """The plan --model or --cascade names (a --model that is a configured cascade is one),
+    each judge with its fallbacks (its profile's, then --fallback's)."""
     if cascade is not None and models:
         raise UsageError("give --model or --cascade, not both")
-    names = models or []
+    names = list(dict.fromkeys(models or [OFFLINE_MODEL]))
     if cascade is None and len(names) == 1 and names[0] in settings.cascades:
         cascade = ",".join(settings.cascades[names[0]])
     if cascade is not None:
-        stages = [name.strip() for name in cascade.split(",") if name.strip()]
-        if len(stages) < 2:
+        names = list(dict.fromkeys(name.strip() for name in cascade.split(",") if name.strip()))
+        if len(names) < 2:
             raise UsageError(f"--cascade needs two or more judges, comma-separated: '{cascade}'")
-        return JudgePlan.cascade(_judges(settings, stages, keys=keys), samples=samples)
-    return JudgePlan(_judges(settings, models, keys=keys), samples=samples, reducer=reducer)
+    chains = {name: settings.fallbacks(name, fallbacks or []) for name in names}
+    settings.check_judges([*names, *(f for chain in chains.values() for f in chain)], keys=keys)
+    built: dict[str, Judge] = {}
 
+    def built_judge(name: str) -> Judge:  # one judge a name, shared by every role it has
+        if name not in built:
+            built[name] = judge_for(settings.judge_profile(name))
+        return built[name]
 
-def _judges(settings: Settings, models: list[str] | None, *, keys: bool = True) -> list[Judge]:
-    """The judges --model names (model strings or configured profiles; the offline judge when
-    none), checked (their keys too, unless ``keys`` is off)."""
-    names = list(dict.fromkeys(models or [OFFLINE_MODEL]))
-    settings.check_judges(names, keys=keys)
-    return [judge_for(settings.judge_profile(name)) for name in names]
+    judges = [built_judge(name) for name in names]
+    by_judge = {
+        built_judge(name).name: [built_judge(f) for f in chain] for name, chain in chains.items()
+    }
+    if cascade is not None:
+        return JudgePlan.cascade(judges, samples, by_judge)
+    return JudgePlan(judges, samples=samples, reducer=reducer, fallbacks=by_judge)
 
 
 async def _grade_all(
@@ -654,7 +670,8 @@ def _check_configuration(settings: Settings) -> None:
     """Refuse to start, saying why, on rubrics that do not load or judges that cannot call."""
     settings.rubric_library()
     stages = [stage for cascade in settings.cascades.values() for stage in cascade]
-    settings.check_judges([*settings.profiles, *settings.allowed_models, *stages])
+    fallbacks = [name for profile in settings.profiles.values() for name in profile.fallbacks]
+    settings.check_judges([*settings.profiles, *settings.allowed_models, *stages, *fallbacks])
 
 
 def _load_settings() -> Settings:

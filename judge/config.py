@@ -129,6 +129,12 @@ class Settings(BaseSettings):
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
 
+    def fallbacks(self, name: str, extra: Iterable[str] = ()) -> list[str]:
+        """The judges to ask when ``name`` declines a call: its profile's fallbacks, then
+        ``extra``, each once and never itself."""
+        chain = [*self.judge_profile(name).fallbacks, *extra]
+        return [f for f in dict.fromkeys(chain) if f != name]
+
     def judge_profile(self, name: str) -> JudgeProfile:
         """The complete profile a name stands for: a configured profile, or else a model string
         (``offline`` for the built-in judge) on ``api_base``.

@@ -104,10 +104,27 @@ class Grader:
         """The verdict of one plan (one stage of a cascade), its calls made concurrently."""
         calls = plan.calls(transcript, rubric)
         if len(calls) == 1:  # the common case: no gather, no extra task
-            results = [await self._result(calls[0], budget)]
+            results = [await self._answer(plan, calls[0], budget)]
         else:
-            results = list(await asyncio.gather(*(self._result(c, budget) for c in calls)))
+            answers = (self._answer(plan, call, budget) for call in calls)
+            results = list(await asyncio.gather(*answers))
         return build_verdict(rubric, transcript, results, plan.reducer)
+
+    async def _answer(
+        self, plan: JudgePlan, call: PlannedCall, budget: Budget | None
+    ) -> JudgeResult:
+        """The call's result; when its judge declines to grade, the same call on each of its
+        fallbacks in turn, the answer recording who declined."""
+        result = await self._result(call, budget)
+        if not _declined(result):
+            return result
+        declined: list[JudgeResult] = []
+        for fallback in plan.fallback_calls(call):
+            declined.append(result)
+            result = await self._result(fallback, budget)
+            if not _declined(result):
+                break
+        return result.model_copy(update={"declined": declined}) if declined else result
 
     async def _cascade(self, transcript: Subject, rubric: Rubric, budget: Budget | None) -> Verdict:
         """Each stage in turn, until one is confident (or the last): its verdict, recording
@@ -227,7 +244,7 @@ class Grader:
             result = result.model_copy(update={"key": key, "cached": False})
             if budget is not None:
                 budget.settle(reserved, result.cost_usd or 0.0)
-            if result.error is None and self.policy != CachePolicy.BYPASS:
+            if (result.error is None or _declined(result)) and self.policy != CachePolicy.BYPASS:
                 try:
                     await self.cache.set(key, result)
                 except Exception:  # a full disk must not cost the verdict just paid for
@@ -256,6 +273,10 @@ def stage_decides(verdict: Verdict, threshold: float | None) -> tuple[bool, str]
     if verdict.confidence >= threshold:
         return True, f"{confidence} >= {threshold}, stands"
     return False, f"{confidence} < {threshold}, escalated"
+
+
+def _declined(result: JudgeResult) -> bool:
+    return result.error is not None and result.error.kind == ErrorKind.JUDGE_REFUSED
 
 
 def _unpaid(call: PlannedCall, error: VerdictError) -> JudgeResult:

@@ -5,8 +5,8 @@ them)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from judge.assembly import Reducer
 from judge.cache import cache_key
@@ -26,15 +26,22 @@ class JudgePlan:
     escalation: JudgePlan | None = None
     """The next stage of a cascade: it grades what this plan's verdict is not confident about
     (by the rubric's ``cascade`` threshold for this plan's judge)."""
+    fallbacks: Mapping[str, Sequence[Judge]] = field(default_factory=dict)
+    """By judge name, the judges to ask, in order, when it declines to grade a call."""
 
     @classmethod
-    def cascade(cls, stages: Sequence[Judge], samples: int = 1) -> JudgePlan:
+    def cascade(
+        cls,
+        stages: Sequence[Judge],
+        samples: int = 1,
+        fallbacks: Mapping[str, Sequence[Judge]] | None = None,
+    ) -> JudgePlan:
         """One judge a stage, cheapest first: each decides what it is confident about."""
         if not stages:
             raise JudgeSpecError("a cascade needs at least one judge")
         plan = None
         for judge in reversed(stages):
-            plan = cls([judge], samples=samples, escalation=plan)
+            plan = cls([judge], samples=samples, escalation=plan, fallbacks=fallbacks or {})
         assert plan is not None
         return plan
 
@@ -48,8 +55,12 @@ class JudgePlan:
 
     @property
     def all_judges(self) -> list[Judge]:
-        """Every judge of every stage, each once."""
-        return list(dict.fromkeys(j for stage in self.stages for j in stage.judges))
+        """Every judge of every stage, and their fallbacks, each once."""
+        judges = [j for stage in self.stages for j in stage.judges]
+        fallbacks = [
+            f for stage in self.stages for chain in stage.fallbacks.values() for f in chain
+        ]
+        return list(dict.fromkeys([*judges, *fallbacks]))
 
     def threshold(self, rubric: Rubric) -> float | None:
         """The confidence at which this stage's verdict stands rather than escalate (None: it
@@ -78,6 +89,11 @@ class JudgePlan:
             for group in call_groups(rubric)
         ]
         return [PlannedCall(judge, request, _key(judge, request)) for judge, request in requests]
+
+    def fallback_calls(self, call: PlannedCall) -> list[PlannedCall]:
+        """The same call on each fallback of its judge, in order."""
+        chain = self.fallbacks.get(call.judge.name, ())
+        return [PlannedCall(judge, call.request, _key(judge, call.request)) for judge in chain]
 
 
 @dataclass(frozen=True)

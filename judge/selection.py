@@ -93,6 +93,12 @@ class JudgeSelection(BaseModel):
         description="Profile names or allow-listed model strings, cheapest first: each decides "
         "what it is confident about (the rubric's cascade thresholds), the next the rest.",
     )
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        exclude_if=lambda value: not value,
+        description="Profile names or allow-listed models to ask, in order, when a judge "
+        "declines to grade a call (besides the fallbacks its profile names).",
+    )
     samples: Integer = Field(default=1, ge=1, le=20)
     reducer: Reducer = Field(default=Reducer.MAJORITY, strict=False)
 
@@ -125,6 +131,8 @@ class GraderPool:
     def _resolve(self, selection: JudgeSelection) -> tuple[list[str], bool]:
         """The names, and whether they are the stages of a cascade (a configured cascade's
         stages are the operator's choice, so they are not checked against the allow-list)."""
+        for name in selection.fallbacks:
+            self._check_allowed(name, is_profile=False)
         if selection.models is not None or selection.cascade is not None:
             names = list(dict.fromkeys(selection.models or selection.cascade or []))
             for name in names:
@@ -183,13 +191,24 @@ class GraderPool:
     def grader(self, selection: JudgeSelection, policy: CachePolicy = CachePolicy.USE) -> Grader:
         """The shared grader for a selection (validated first)."""
         names, cascade = self._resolve(selection)
-        key = f"{names}|{cascade}|{selection.samples}|{selection.reducer}|{policy}"
+        key = f"{names}|{cascade}|{selection.model_dump_json()}|{policy}"
         if key not in self._graders:
             judges = [self._judge(name) for name in names]
+            fallbacks = {
+                judge.name: [
+                    self._judge(f) for f in self.settings.fallbacks(name, selection.fallbacks)
+                ]
+                for name, judge in zip(names, judges, strict=True)
+            }
             if cascade:
-                plan = JudgePlan.cascade(judges, samples=selection.samples)
+                plan = JudgePlan.cascade(judges, selection.samples, fallbacks)
             else:
-                plan = JudgePlan(judges, samples=selection.samples, reducer=selection.reducer)
+                plan = JudgePlan(
+                    judges,
+                    samples=selection.samples,
+                    reducer=selection.reducer,
+                    fallbacks=fallbacks,
+                )
             self._graders[key] = Grader(
                 plan,
                 self.cache,

@@ -97,6 +97,9 @@ class JudgeResult(BaseModel):
     cached: bool = False
     key: str = ""
     error: VerdictError | None = None
+    declined: list[JudgeResult] = []
+    """Judges that declined to grade this call (``judge_refused``: a refusal or a content
+    filter) before this result's judge, a fallback, answered; their cost counts."""
 
 
 class Cascade(BaseModel):
@@ -149,9 +152,10 @@ class Verdict(BaseModel):
 
     @property
     def calls(self) -> list[JudgeResult]:
-        """Every judge result this verdict took: the deciding judges', and those of the cascade
-        stages that escalated."""
-        return [*(self.cascade.escalated if self.cascade else []), *self.judges]
+        """Every judge result this verdict took: the deciding judges', those of the cascade
+        stages that escalated, and the judges that declined before a fallback answered."""
+        results = [*(self.cascade.escalated if self.cascade else []), *self.judges]
+        return [call for result in results for call in (*result.declined, result)]
 
     @property
     def cost_usd(self) -> float:
@@ -184,6 +188,8 @@ class Summary(BaseModel):
     cost_usd: float = 0.0
     escalated: int = 0
     """Verdicts a cascade's first stage did not decide."""
+    fallbacks: int = 0
+    """Judge results given by a fallback judge after another declined."""
 
     def add(self, verdict: Verdict) -> None:
         self.verdicts += 1
@@ -203,3 +209,4 @@ class Summary(BaseModel):
         self.tokens += verdict.tokens
         self.cached_input_tokens += sum(j.cached_input_tokens or 0 for j in calls if not j.cached)
         self.escalated += bool(verdict.cascade and verdict.cascade.stage)
+        self.fallbacks += sum(1 for j in calls if j.declined)

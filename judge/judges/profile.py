@@ -48,6 +48,11 @@ class JudgeProfile(BaseModel):
     max_cost_usd_per_job: float | None = Field(
         default=None, gt=0, description="The server's spending limit for each job using it."
     )
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Profiles or models to ask, in order, when this judge declines to grade a "
+        "call (a refusal or a content filter).",
+    )
 
     def api_key(self) -> str | None:
         """The key, read from the variable ``api_key_env`` names (None: the provider's usual

@@ -41,6 +41,7 @@ class Reply:
     for the first token; ``status`` other than 200 sends ``error_body`` instead, with ``headers``.
     ``delay`` is seconds to wait first. ``refusal`` fills the OpenAI ``message.refusal`` field.
     ``raw_body`` is sent verbatim instead of a completion (a malformed or hostile reply).
+    ``finish_reason`` is the choice's (``content_filter``: the provider's filter stopped it).
     """
 
     content: str | None = ""
@@ -51,6 +52,7 @@ class Reply:
     refusal: str | None = None
     error_body: dict[str, Any] | None = None
     raw_body: bytes | None = None
+    finish_reason: str = "stop"
 
 
 Responder = Callable[[dict[str, Any]], Reply]
@@ -268,7 +270,11 @@ class FakeJudgeServer:
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         if reply.refusal is not None:
             message["refusal"] = reply.refusal
-        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": message,
+            "finish_reason": reply.finish_reason,
+        }
         probabilities = reply.top_logprobs
         if probabilities is not None:
             top = [
