@@ -35,7 +35,7 @@ from judge.estimate import Estimate, estimate
 from judge.grading import Grader
 from judge.grouping import count_units, units
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
-from judge.plan import JudgePlan
+from judge.plan import JudgePlan, Order
 from judge.rubric import Rubric, RubricLibrary, default_rubric_dir, load_rubric
 from judge.transcript import Transcript
 from judge.transcript_files import STDIN, read_transcripts
@@ -211,6 +211,13 @@ def grade(
     reducer: Annotated[
         Reducer, typer.Option(help="majority (labels; mean of scores), any or all.")
     ] = Reducer.MAJORITY,
+    order: Annotated[
+        Order,
+        typer.Option(
+            help="Paired and group rubrics: show the transcripts in a seeded random order "
+            "(recorded), in both orders (disagreement: an 'inconsistent' verdict), or fixed."
+        ),
+    ] = Order.RANDOM,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -257,7 +264,16 @@ def grade(
     )
     library = settings.rubric_library()
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
-    plan = _plan(settings, model, cascade, samples, reducer, keys=not dry_run, fallbacks=fallback)
+    plan = _plan(
+        settings,
+        model,
+        cascade,
+        samples,
+        reducer,
+        keys=not dry_run,
+        fallbacks=fallback,
+        order=order,
+    )
     budget = None
     if max_cost is not None:
         check_priced(plan)
@@ -326,6 +342,7 @@ def _plan(
     *,
     keys: bool,
     fallbacks: list[str] | None = None,
+    order: Order = Order.RANDOM,
 ) -> JudgePlan:
     """The plan --model or --cascade names (a --model that is a configured cascade is one),
     each judge with its fallbacks (its profile's, then --fallback's)."""
@@ -352,8 +369,8 @@ def _plan(
         built_judge(name).name: [built_judge(f) for f in chain] for name, chain in chains.items()
     }
     if cascade is not None:
-        return JudgePlan.cascade(judges, samples, by_judge)
-    return JudgePlan(judges, samples=samples, reducer=reducer, fallbacks=by_judge)
+        return JudgePlan.cascade(judges, samples, by_judge, order)
+    return JudgePlan(judges, samples=samples, reducer=reducer, fallbacks=by_judge, order=order)
 
 
 async def _grade_all(

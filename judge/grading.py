@@ -241,7 +241,8 @@ class Grader:
                         kind=ErrorKind.PROVIDER, message=f"{type(exc).__name__}: {exc}"
                     ),
                 )
-            result = result.model_copy(update={"key": key, "cached": False})
+            order = list(request.order)
+            result = result.model_copy(update={"key": key, "cached": False, "order": order})
             if budget is not None:
                 budget.settle(reserved, result.cost_usd or 0.0)
             if (result.error is None or _declined(result)) and self.policy != CachePolicy.BYPASS:
@@ -287,6 +288,7 @@ def _unpaid(call: PlannedCall, error: VerdictError) -> JudgeResult:
         criteria=request.criterion_names,
         attempts=0,
         key=call.key,
+        order=list(request.order),
         error=error,
     )
 

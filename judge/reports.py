@@ -1,8 +1,10 @@
 """Rates a paper can quote: flag rates among graded verdicts with 95% intervals, and paired
 comparisons of two models on the same prompts.
 
-- The rate is flagged / graded. ``not_applicable`` and errors (by kind) are counted beside it,
-  never dropped silently and never in the denominator.
+- The rate is flagged / graded. ``not_applicable``, ``inconsistent`` (a group graded in both
+  orders whose results disagree) and errors (by kind) are counted beside it, never dropped
+  silently and never in the denominator; the inconsistency rate is inconsistent / verdicts
+  graded in both orders.
 - The interval is Wilson's when every prompt has one verdict; when some prompt has several
   (samples), it is a percentile bootstrap over prompts, so correlated samples do not shrink it.
 - A comparison pairs the two models' verdicts by prompt (prompts graded for both only) and gives
@@ -49,6 +51,9 @@ class RateRow(BaseModel):
     errors: int
     errors_by_kind: dict[str, int]
     not_applicable_by_reason: dict[str, int] = {}
+    inconsistent: int = 0
+    inconsistency_rate: float | None = None
+    """Of the verdicts graded in both orders, the share whose two orders disagreed."""
 
 
 class Comparison(BaseModel):
@@ -140,6 +145,12 @@ def _row(group: dict[str, str], verdicts: list[Verdict]) -> RateRow:
             reasons[verdict.reason or "(no reason given)"] += 1
     per_prompt = _per_prompt(graded)
     flagged = sum(1 for v in graded if v.flagged)
+    inconsistent = sum(1 for v in verdicts if v.status == Status.INCONSISTENT)
+    both_orders = sum(
+        1
+        for v in verdicts
+        if len(v.orders) > 1 and v.status in (Status.GRADED, Status.INCONSISTENT)
+    )
     low = high = rate = None
     interval = "none"
     if graded:
@@ -164,6 +175,8 @@ def _row(group: dict[str, str], verdicts: list[Verdict]) -> RateRow:
         errors=sum(errors.values()),
         errors_by_kind=dict(sorted(errors.items())),
         not_applicable_by_reason=dict(sorted(reasons.items(), key=lambda item: -item[1])),
+        inconsistent=inconsistent,
+        inconsistency_rate=inconsistent / both_orders if both_orders else None,
     )
 
 

@@ -19,7 +19,7 @@ from judge.config import Settings
 from judge.errors import JudgeSpecError
 from judge.grading import Grader
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
-from judge.plan import JudgePlan
+from judge.plan import JudgePlan, Order
 from judge.verdict import Integer, Verdict
 
 
@@ -101,6 +101,13 @@ class JudgeSelection(BaseModel):
     )
     samples: Integer = Field(default=1, ge=1, le=20)
     reducer: Reducer = Field(default=Reducer.MAJORITY, strict=False)
+    order: Order = Field(
+        default=Order.RANDOM,
+        strict=False,
+        description="Paired and group rubrics: the transcripts in a seeded random order (the "
+        "verdict records it), in both orders (an 'inconsistent' verdict when they disagree), "
+        "or in the fixed canonical order.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -201,13 +208,14 @@ class GraderPool:
                 for name, judge in zip(names, judges, strict=True)
             }
             if cascade:
-                plan = JudgePlan.cascade(judges, selection.samples, fallbacks)
+                plan = JudgePlan.cascade(judges, selection.samples, fallbacks, selection.order)
             else:
                 plan = JudgePlan(
                     judges,
                     samples=selection.samples,
                     reducer=selection.reducer,
                     fallbacks=fallbacks,
+                    order=selection.order,
                 )
             self._graders[key] = Grader(
                 plan,

@@ -34,6 +34,8 @@ class Status(StrEnum):
     GRADED = "graded"
     NOT_APPLICABLE = "not_applicable"
     ERROR = "error"
+    INCONSISTENT = "inconsistent"
+    """A group graded in both orders whose two results disagree: no label is picked."""
 
 
 class VerdictError(BaseModel):
@@ -97,6 +99,9 @@ class JudgeResult(BaseModel):
     cached: bool = False
     key: str = ""
     error: VerdictError | None = None
+    order: list[Integer] = []
+    """For a group shown in other than its canonical order: the canonical index of each member
+    as shown (evidence cites members by the shown position)."""
     declined: list[JudgeResult] = []
     """Judges that declined to grade this call (``judge_refused``: a refusal or a content
     filter) before this result's judge, a fallback, answered; their cost counts."""
@@ -143,6 +148,9 @@ class Verdict(BaseModel):
     evidence_dropped: Integer = 0
     reason: str | None = None
     members: list[str] = []
+    orders: list[list[Integer]] = []
+    """For a group: the orders its members were shown in (indices into ``members``); two when
+    graded in both orders."""
     judges: list[JudgeResult] = []
     cascade: Cascade | None = None
     error: VerdictError | None = None
@@ -179,6 +187,8 @@ class Summary(BaseModel):
     graded: int = 0
     flagged: int = 0
     not_applicable: int = 0
+    inconsistent: int = 0
+    """Groups graded in both orders whose results disagreed."""
     errors: int = 0
     errors_by_kind: dict[str, int] = {}
     judge_calls: int = 0
@@ -198,6 +208,8 @@ class Summary(BaseModel):
             self.flagged += bool(verdict.flagged)
         elif verdict.status == Status.NOT_APPLICABLE:
             self.not_applicable += 1
+        elif verdict.status == Status.INCONSISTENT:
+            self.inconsistent += 1
         else:
             self.errors += 1
             kind = verdict.error.kind.value if verdict.error else "unknown"

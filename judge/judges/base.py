@@ -21,8 +21,12 @@ class JudgeRequest:
 
     rubric: Rubric
     transcript: Subject
+    """What the judge is shown: a transcript, or a group in the order ``order`` says."""
     criteria: tuple[Criterion, ...]
     sample: int = 0
+    order: tuple[int, ...] = ()
+    """For a group shown in other than its canonical order: the canonical index of each member
+    shown, in the order shown (empty: the canonical order)."""
 
     @property
     def criterion_names(self) -> tuple[str, ...]:

@@ -125,7 +125,14 @@ def render_html(
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals={
             name: sum(getattr(cell, name) for cell in cells)
-            for name in ("verdicts", "graded", "flagged", "not_applicable", "errors")
+            for name in (
+                "verdicts",
+                "graded",
+                "flagged",
+                "not_applicable",
+                "inconsistent",
+                "errors",
+            )
         },
         models=models,
         categories=by_category,

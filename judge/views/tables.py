@@ -79,7 +79,9 @@ def estimate_table(estimate: Estimate) -> Table:
 def rates_table(rows: list[RateRow], keys: list[str]) -> Table:
     """Flag rates with their intervals and every status count, one row per group."""
     table = Table(title=f"flag rates by {', '.join(keys) or 'all'}", title_justify="left")
-    for column in [*keys, "graded", "flagged", "rate", "95% CI", "prompts", "n/a", "errors"]:
+    orders = any(row.inconsistency_rate is not None for row in rows)
+    columns = [*keys, "graded", "flagged", "rate", "95% CI", "prompts", "n/a", "errors"]
+    for column in [*columns, *(["inconsistent (both orders)"] if orders else [])]:
         table.add_column(column, justify="left" if column in keys else "right")
     for row in rows:
         rate = f"{row.rate:.1%}" if row.rate is not None else "-"
@@ -99,8 +101,15 @@ def rates_table(rows: list[RateRow], keys: list[str]) -> Table:
             str(row.prompts),
             str(row.not_applicable),
             Text(errors),
+            *([_inconsistency(row)] if orders else []),
         )
     return table
+
+
+def _inconsistency(row: RateRow) -> str:
+    if row.inconsistency_rate is None:
+        return "-"
+    return f"{row.inconsistent} ({row.inconsistency_rate:.1%})"
 
 
 def comparison_lines(comparisons: list[Comparison]) -> list[RenderableType]:
