@@ -48,6 +48,14 @@ def grade_summary(
             f"tokens: {totals.tokens}, cost: {cost}"
         )
     )
+    extras = {
+        "inconsistent in both orders": totals.inconsistent,
+        "escalated past a cascade's first stage": totals.escalated,
+        "answered by a fallback judge": totals.fallbacks,
+        "input tokens from the provider's prompt cache": totals.cached_input_tokens,
+    }
+    if any(extras.values()):
+        lines.append(Text(", ".join(f"{what}: {n}" for what, n in extras.items() if n)))
     return lines
 
 
