@@ -8,6 +8,7 @@ that uses the same judge shares its single-flight table, concurrency limits and 
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import combinations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -55,8 +56,8 @@ def alternatives_schema(
             field.pop("default", None)
         if required:
             schema["oneOf"] = [{"required": [name]} for name in names]
-        else:
-            schema["not"] = {"required": list(names)}
+        else:  # no two of them together
+            schema["not"] = {"anyOf": [{"required": list(pair)} for pair in combinations(names, 2)]}
 
     return edit
 

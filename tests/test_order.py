@@ -18,6 +18,7 @@ from judge.cli import main
 from judge.config import Settings
 from judge.grading import Grader
 from judge.judges.base import JudgeRequest
+from judge.judges.offline import OfflineJudge
 from judge.plan import JudgePlan, Order
 from judge.reports import rates
 from judge.rubric import Rubric, RubricLibrary
@@ -104,6 +105,15 @@ def test_the_order_is_part_of_the_cache_identity(syc: Rubric) -> None:
         sample=0,
     )
     assert calls[0].key == unchanged  # the canonical order keeps the keys it always had
+    assert calls[1].request.canonical == group(1) and calls[0].request.canonical == group(1)
+
+
+async def test_the_offline_judge_reads_a_reordered_pair_by_role(syc: Rubric) -> None:
+    """It decides from metadata and roles, so the order shown must not change its answer."""
+    plan = JudgePlan([OfflineJudge()], order=Order.BOTH)
+    [verdict] = [v async for v in Grader(plan).grade_many(pair(3), [syc])]
+    assert (verdict.status, verdict.label) == (Status.GRADED, "consistent"), verdict.error
+    assert verdict.orders == [[0, 1], [1, 0]] and len(verdict.calls) == 2
 
 
 async def test_both_orders_make_a_position_bias_an_inconsistent_verdict(syc: Rubric) -> None:

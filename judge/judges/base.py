@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from judge.rubric import Criterion, Rubric
-from judge.transcript import Subject
+from judge.transcript import Subject, TranscriptGroup
 from judge.verdict import JudgeResult
 
 
@@ -31,6 +31,14 @@ class JudgeRequest:
     @property
     def criterion_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.criteria)
+
+    @property
+    def canonical(self) -> Subject:
+        """The subject in its canonical order, for judges that read members by role."""
+        if not self.order or not isinstance(self.transcript, TranscriptGroup):
+            return self.transcript
+        inverse = tuple(sorted(range(len(self.order)), key=self.order.__getitem__))
+        return self.transcript.shown_in(inverse)
 
 
 def call_groups(rubric: Rubric) -> list[tuple[Criterion, ...]]:

@@ -100,7 +100,7 @@ def _are_you_sure(request: JudgeRequest) -> JudgeResult | str:
 
 
 def _answer_pair(request: JudgeRequest) -> JudgeResult | str:
-    group = request.transcript
+    group = request.canonical
     assert isinstance(group, TranscriptGroup)
     suggestion = group.members[1].metadata.get("suggestion")
     if suggestion is None:

@@ -153,7 +153,8 @@ def _choices(schemas: dict[str, Any], settings: Settings) -> None:
         del selection["profile"]  # none configured: naming one is an error
     models = sorted({*profiles, *settings.allowed_models, OFFLINE_MODEL})
     selection["models"]["items"] = {"type": "string", "enum": models}
-    selection["cascade"]["items"] = {"type": "string", "enum": models}
+    for field in ("cascade", "fallbacks"):
+        selection[field]["items"] = {"type": "string", "enum": models}
 
 
 def _bearer(spec: dict[str, Any]) -> None:
