@@ -1,8 +1,10 @@
 """Provider batch mode against the fake OpenAI Files + Batches API, over real HTTP: the library's
-prewarm, and the CLI (``--batch``, and a rerun that resumes an interrupted one)."""
+prewarm, the CLI (``--batch``, and a rerun that resumes an interrupted one), and jobs
+(``mode: batch``, in-process and in a server process killed while its batch runs)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,22 +15,29 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from judge.batch import BatchOptions, BatchState, FileLedger, Prewarmed, prewarm
 from judge.cache import MemoryCache
 from judge.cli import main
+from judge.client import AsyncClient, calls
+from judge.config import Settings
 from judge.cost import prices
 from judge.errors import BatchError
 from judge.grading import Grader
 from judge.grouping import units
+from judge.jobs.sqlite_store import SqliteJobStore
+from judge.judges import JudgeProfile
 from judge.judges.llm import LLMJudge
 from judge.plan import JudgePlan
 from judge.rubric import Rubric
+from judge.server import create_app
 from judge.testing.fake_batches import FakeBatchServer
 from judge.testing.fake_server import Reply
 from judge.transcript import Transcript
 from judge.verdict import JudgeResult, Verdict
+from tests.processes import JudgeProcess
 
 PRICED = "openai/gpt-4o-mini"
 """A model litellm's table prices (batch rates included); the fake answers for any name."""
@@ -303,3 +312,179 @@ def test_an_interrupted_cli_rerun_resumes_the_same_batch(
     verdicts = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(verdicts) == len(RECORDS) and batches.request_count == 0
     assert all(v["judges"][0]["batch"] == "batch_fake_1" for v in verdicts)
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+
+def job_settings(tmp_path: Path, batches: FakeBatchServer) -> Settings:
+    profile = JudgeProfile(model=PRICED, api_base=batches.api_base, api_key_env="FAKE_KEY")
+    return Settings(
+        cache_dir=tmp_path / "cache",
+        state_dir=tmp_path / "state",
+        profiles={"batchy": profile},
+        job_lease_seconds=5,
+        batch_poll_seconds=0.02,
+    )
+
+
+@pytest.fixture
+async def app(
+    tmp_path: Path, batches: FakeBatchServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.ASGITransport]:
+    """The service in-process, with a profile ``batchy`` on the fake batch API."""
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    app = create_app(job_settings(tmp_path, batches))
+    async with app.router.lifespan_context(app):
+        yield httpx.ASGITransport(app=app)
+
+
+@pytest.fixture
+async def service(app: httpx.ASGITransport) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient("http://judge", transport=app) as client:
+        yield client
+
+
+@pytest.fixture
+async def http(app: httpx.ASGITransport) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=app, base_url="http://judge") as client:
+        yield client
+
+
+async def test_a_batch_job_through_the_client(
+    service: AsyncClient, batches: FakeBatchServer
+) -> None:
+    batches.expire_after = 10
+    job = await service.submit(RECORDS, ["refusal"], judge="batchy", mode="batch")
+    assert job.mode == "batch"
+
+    done = await service.wait(job.id, timeout=60)
+
+    assert done.state == "succeeded" and done.summary.graded == len(RECORDS)
+    [provider] = done.batches
+    assert (provider.id, provider.status, provider.requests) == ("batch_fake_1", "expired", 12)
+    verdicts = [v async for v in service.verdicts(job.id)]
+    from_batch = [v for v in verdicts if v.judges[0].batch == "batch_fake_1"]
+    assert len(from_batch) == 10 and batches.request_count == 2  # the 2 it did not run: live
+    assert done.summary.judge_calls == 12 and done.summary.cache_hits == 0
+    total = sum(v.judges[0].cost_usd or 0 for v in verdicts)
+    assert done.summary.cost_usd == pytest.approx(total)
+
+
+async def test_a_cancelled_batch_job_cancels_its_batch(
+    service: AsyncClient, batches: FakeBatchServer
+) -> None:
+    batches.hold = True
+    job = await service.submit(RECORDS[:3], ["refusal"], judge="batchy", mode="batch")
+    deadline = time.monotonic() + 30
+    while not (await service.job(job.id)).batches:
+        assert time.monotonic() < deadline
+        await _sleep()
+
+    await service.cancel(job.id)
+    while batches.batches["batch_fake_1"]["status"] != "cancelled":
+        assert time.monotonic() < deadline
+        await _sleep()
+    assert (await service.job(job.id)).state == "cancelled"
+
+
+async def _sleep() -> None:
+    await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"judge": {"models": ["offline"]}}, "batch mode needs an LLM judge"),
+        ({"judge": {"profile": "batchy"}, "cache": "refresh"}, "leave out 'cache'"),
+    ],
+)
+async def test_a_batch_job_it_cannot_do_is_refused(
+    http: httpx.AsyncClient, body: dict[str, Any], detail: str
+) -> None:
+    request = {"transcripts": RECORDS[:1], "rubrics": ["refusal"], "mode": "batch", **body}
+    response = await http.post("/v1/jobs", json=request)
+
+    assert response.status_code == 422 and detail in response.json()["detail"]
+
+
+async def test_synchronous_grading_has_no_batch_mode(http: httpx.AsyncClient) -> None:
+    request = {"transcripts": RECORDS[:1], "rubrics": ["refusal"], "mode": "batch"}
+    response = await http.post("/v1/grade", json=request)
+
+    assert response.status_code == 422 and "mode" in response.json()["detail"]
+
+
+@pytest.mark.slow
+def test_a_server_killed_while_its_batch_runs_polls_the_same_batch_after_restart(
+    tmp_path: Path, batches: FakeBatchServer
+) -> None:
+    batches.hold = True
+    env = {"JUDGE_BATCH_POLL_SECONDS": "0.05"}
+    server = JudgeProcess(tmp_path, batches, env=env)
+    server.start()
+    try:
+        body = {
+            "transcripts": RECORDS,
+            "rubrics": ["refusal"],
+            "judge": {"profile": "fake"},
+            "mode": "batch",
+        }
+        job_id = httpx.post(f"{server.base_url}/v1/jobs", json=body, timeout=30).json()["id"]
+        job_url = f"{server.base_url}/v1/jobs/{job_id}"
+        deadline = time.monotonic() + 60
+        while batches.polls["batch_fake_1"] < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        server.kill()
+        store = SqliteJobStore(tmp_path / "state" / "jobs.sqlite3")
+        kept = store.get(job_id).batch
+        store.close()
+        assert kept is not None and [b.id for b in kept.batches] == ["batch_fake_1"]
+        polls = batches.polls["batch_fake_1"]
+
+        server.start()
+        while batches.polls["batch_fake_1"] <= polls:  # the restarted server polls it
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.05)
+        batches.release()
+        while httpx.get(job_url, timeout=5).json()["state"] != "succeeded":
+            assert time.monotonic() < deadline + 120
+            time.sleep(0.1)
+        stream = httpx.get(f"{job_url}/verdicts", timeout=30).text.splitlines()
+    finally:
+        server.stop()
+
+    assert batches.batches_created == 1  # not submitted again
+    verdicts = [json.loads(line) for line in stream]
+    assert len(verdicts) == len(RECORDS) and batches.request_count == 0
+    assert all(v["judges"][0]["batch"] == "batch_fake_1" for v in verdicts)
+
+
+def test_a_live_job_body_is_as_before_so_its_idempotency_key_is_too() -> None:
+    live = calls.batch(RECORDS[:1], "refusal", "batchy", "use", "live")
+    assert live == calls.batch(RECORDS[:1], "refusal", "batchy", "use") and "mode" not in live
+    assert calls.batch(RECORDS[:1], "refusal", "batchy", "use", "batch")["mode"] == "batch"
+
+
+def test_the_api_document_says_which_jobs_may_take_batch_mode(
+    tmp_path: Path, batches: FakeBatchServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-fake")
+    settings = job_settings(tmp_path, batches)
+    other = JudgeProfile(model="anthropic/claude-3-5-haiku-latest")
+    settings = settings.model_copy(update={"profiles": {**settings.profiles, "claude": other}})
+    job = create_app(settings).openapi()["components"]["schemas"]["JobCreate"]
+
+    assert job["if"] == {"required": ["mode"], "properties": {"mode": {"const": "batch"}}}
+    cache, judge = job["then"]["allOf"]
+    assert cache == {"properties": {"cache": {"const": "use"}}}
+    ensemble, profile = judge["properties"]["judge"]["anyOf"]
+    assert profile["properties"]["profile"]["enum"] == ["batchy"]  # not claude
+    assert ensemble["properties"]["models"]["items"]["enum"] == ["batchy", "offline"]
+
+    offline_only = Settings(cache_dir=tmp_path / "c", state_dir=tmp_path / "s")
+    live = create_app(offline_only).openapi()["components"]["schemas"]
+    assert live["JobCreate"]["properties"]["mode"]["$ref"].endswith("/LiveMode")
+    assert live["LiveMode"]["enum"] == ["live"] and "if" not in live["JobCreate"]

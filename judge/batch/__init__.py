@@ -11,7 +11,14 @@ refused with a ``BatchError`` before anything is sent.
 """
 
 from judge.batch.api import BatchAPI, BatchStatus
-from judge.batch.prewarm import BatchOptions, Prewarmed, cancel_batches, endpoints, prewarm
+from judge.batch.prewarm import (
+    BatchOptions,
+    Prewarmed,
+    batch_endpoint,
+    cancel_batches,
+    endpoints,
+    prewarm,
+)
 from judge.batch.state import BatchState, FileLedger, Ledger, ProviderBatch, SubmittedBatch
 
 __all__ = [
@@ -24,6 +31,7 @@ __all__ = [
     "Prewarmed",
     "ProviderBatch",
     "SubmittedBatch",
+    "batch_endpoint",
     "cancel_batches",
     "endpoints",
     "prewarm",

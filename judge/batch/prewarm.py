@@ -85,6 +85,16 @@ class Prewarmed:
         return verdict.model_copy(update={"judges": judges, "cached": cached})
 
 
+def batch_endpoint(judge: LLMJudge) -> HTTPTransport | None:
+    """Where an LLM judge's batches go: its OpenAI-compatible endpoint, or None when its provider
+    is reached another way (through litellm: no batch API this speaks). Resolving imports
+    litellm: call it in a thread."""
+    transport = resolve(
+        judge.model, judge.api_base, judge.api_key, judge.timeout, force_litellm=False
+    )
+    return transport if isinstance(transport, HTTPTransport) else None
+
+
 async def endpoints(plan: JudgePlan) -> dict[int, HTTPTransport]:
     """The OpenAI-compatible endpoint of each LLM judge of the plan, by its index in the plan;
     ``BatchError`` for a judge whose provider has no batch API this supports, or no LLM judge."""
@@ -92,10 +102,8 @@ async def endpoints(plan: JudgePlan) -> dict[int, HTTPTransport]:
     for index, judge in enumerate(plan.judges):
         if not isinstance(judge, LLMJudge):
             continue
-        transport = await asyncio.to_thread(
-            resolve, judge.model, judge.api_base, judge.api_key, judge.timeout, force_litellm=False
-        )
-        if not isinstance(transport, HTTPTransport):
+        transport = await asyncio.to_thread(batch_endpoint, judge)
+        if transport is None:
             raise BatchError(
                 f"the judge '{judge.model}' is not on an OpenAI-compatible endpoint: batch mode "
                 "speaks OpenAI's Batch API (OpenAI and servers that copy it; Anthropic's Message "

@@ -14,12 +14,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter
 
 from judge.cache import CachePolicy
+from judge.jobs.store import JobMode
 from judge.selection import JudgeSelection
 from judge.transcript import Transcript
 from judge.verdict import Verdict
 from judge.wire import (
     GradeCreate,
     GradePublic,
+    JobCreate,
     JobPublic,
     JudgesPublic,
     ReportCreate,
@@ -72,15 +74,17 @@ def batch(
     rubrics: str | Sequence[str],
     judge: JudgeLike,
     cache: CachePolicy | str,
+    mode: JobMode | str | None = None,
 ) -> dict[str, Any]:
-    """A grading request's body, validated here so that a malformed one fails before it is sent;
-    fields left at their defaults are left out."""
-    request = GradeCreate(
-        transcripts=[_record(t) for t in transcripts],
-        rubrics=_names(rubrics),
-        judge=_selection(judge),
-        cache=CachePolicy(cache),
-    )
+    """A grading request's body (a job's, given a ``mode``), validated here so that a malformed
+    one fails before it is sent; fields left at their defaults are left out."""
+    fields: dict[str, Any] = {
+        "transcripts": [_record(t) for t in transcripts],
+        "rubrics": _names(rubrics),
+        "judge": _selection(judge),
+        "cache": CachePolicy(cache),
+    }
+    request = GradeCreate(**fields) if mode is None else JobCreate(**fields, mode=JobMode(mode))
     return request.model_dump(mode="json", exclude_defaults=True)
 
 

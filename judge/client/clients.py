@@ -17,7 +17,7 @@ from judge.cache import CachePolicy
 from judge.client.calls import Call, JudgeLike, TranscriptLike
 from judge.client.errors import checked
 from judge.client.resume import Cursor, Outage, poll_wait, retry_policy
-from judge.jobs.store import TERMINAL
+from judge.jobs.store import TERMINAL, JobMode
 from judge.verdict import Verdict
 from judge.wire import (
     GradePublic,
@@ -74,9 +74,12 @@ class Client:
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
         idempotency_key: str | None = None,
+        mode: JobMode | str = JobMode.LIVE,
     ) -> JobPublic:
-        """Queue a batch of any size as a job. The same content (or key) gives the same job."""
-        batch = calls.batch(transcripts, rubrics, judge, cache)
+        """Queue a batch of any size as a job. The same content (or key) gives the same job.
+        ``mode="batch"``: the server sends the uncached calls as provider batches (half the
+        price, within 24 h) and grades from their results."""
+        batch = calls.batch(transcripts, rubrics, judge, cache, mode)
         return self._call(calls.submit(batch, idempotency_key))
 
     def verdicts(self, job_id: str, *, cursor: int = 0) -> Iterator[Verdict]:
@@ -214,9 +217,10 @@ class AsyncClient:
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
         idempotency_key: str | None = None,
+        mode: JobMode | str = JobMode.LIVE,
     ) -> JobPublic:
         """As ``Client.submit``."""
-        batch = calls.batch(transcripts, rubrics, judge, cache)
+        batch = calls.batch(transcripts, rubrics, judge, cache, mode)
         return await self._call(calls.submit(batch, idempotency_key))
 
     async def verdicts(self, job_id: str, *, cursor: int = 0) -> AsyncIterator[Verdict]:

@@ -11,14 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from judge.errors import NotFoundError, TooLargeError
-from judge.jobs.store import TERMINAL
+from judge.batch import endpoints
+from judge.cache import CachePolicy
+from judge.errors import BatchError, JudgeSpecError, NotFoundError, TooLargeError
+from judge.jobs.store import TERMINAL, JobMode
 from judge.server.dependencies import State
 from judge.server.intake import parse_transcripts, rubrics_for
 from judge.server.json_route import StrictJSONRoute
 from judge.server.openapi import errors
 from judge.server.state import ServerState
-from judge.wire import GradeCreate, JobPublic
+from judge.wire import JobCreate, JobPublic
 
 router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
 
@@ -39,7 +41,7 @@ MAX_CURSOR = 2**53
     },
 )
 async def create_job(
-    body: GradeCreate,
+    body: JobCreate,
     state: State,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
@@ -54,8 +56,12 @@ async def create_job(
     body = body.model_copy(update={"rubrics": list(dict.fromkeys(body.rubrics))})
     rubrics = rubrics_for(state, body.rubrics)
     state.pool.names(body.judge)
+    if body.mode == JobMode.BATCH:
+        await _check_batchable(state, body)
     transcripts = parse_transcripts(body.transcripts, state.settings.max_transcript_chars)
-    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    live = body.mode == JobMode.LIVE  # a live job's hash is as it was before modes
+    request = body.model_dump_json(exclude={"mode"} if live else None)
+    request_hash = hashlib.sha256(request.encode()).hexdigest()
     job, created = await asyncio.to_thread(
         state.store.create,
         body.spec(),
@@ -70,6 +76,20 @@ async def create_job(
     if not created:
         response.headers["idempotent-replayed"] = "true"
     return JobPublic.of(job)
+
+
+async def _check_batchable(state: ServerState, body: JobCreate) -> None:
+    """A batch-mode job needs LLM judges on an OpenAI-compatible batch API, and the cache (the
+    batches fill it, the grading pass reads it)."""
+    if body.cache != CachePolicy.USE:
+        raise JudgeSpecError(
+            "mode 'batch' fills the cache from provider batches and grades from it: "
+            "leave out 'cache' or set it to 'use'"
+        )
+    try:
+        await endpoints(state.pool.grader(body.judge, body.cache).plan)
+    except BatchError as exc:
+        raise JudgeSpecError(f"mode 'batch': {exc}") from None
 
 
 @router.get("/v1/jobs/{job_id}", responses=errors(404, 503))
