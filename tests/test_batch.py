@@ -191,6 +191,16 @@ async def test_batches_are_split_by_request_count_and_cover_every_call_once(
     assert len(ids) == len(set(ids)) == 7
 
 
+async def test_an_input_file_over_a_mebibyte_is_taken(
+    batches: FakeBatchServer, judge: LLMJudge, refusal: Rubric, tmp_path: Path
+) -> None:
+    long = [Transcript.from_prompt(f"q{i}", "word " * 100_000, id=f"t{i}") for i in range(3)]
+    verdicts, _ = await batched(long, refusal, judge, tmp_path)
+
+    assert sum(len(f) for f in batches.files.values()) > 2**20
+    assert all(v.judges[0].batch == "batch_fake_1" for v in verdicts)
+
+
 def _lines(content: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in content.splitlines() if line.strip()]
 
