@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from judge.batch import BatchOptions, BatchState, FileLedger, Prewarmed, prewarm
+from judge.batch import BatchOptions, BatchState, BatchStatus, FileLedger, Prewarmed, prewarm
 from judge.cache import MemoryCache
 from judge.cli import main
 from judge.client import AsyncClient, calls
@@ -156,6 +156,23 @@ async def test_a_rerun_reads_cached_results_and_submits_nothing(
     assert batches.batches_created == 1 and outcome.paid == set()
     verdicts = [v async for v in Grader(plan, cache).grade_many(items, [refusal])]
     assert all(v.cached and v.judges[0].batch == "batch_fake_1" for v in verdicts)
+
+
+async def test_a_kept_batch_the_endpoint_does_not_know_is_submitted_again(
+    batches: FakeBatchServer, judge: LLMJudge, refusal: Rubric, tmp_path: Path
+) -> None:
+    items = transcripts(3)
+    await batched(items, refusal, judge, tmp_path)  # leaves its ledger behind, read
+    [path] = tmp_path.glob("*.json")
+    kept = BatchState.model_validate_json(path.read_text())
+    kept.batches[0].id, kept.batches[0].status = "batch_gone", BatchStatus.IN_PROGRESS
+    kept.read = False
+    path.write_text(kept.model_dump_json())  # as if another account's batch
+
+    verdicts, _ = await batched(items, refusal, judge, tmp_path)  # a cold cache
+
+    assert batches.batches_created == 2 and batches.request_count == 0
+    assert {v.judges[0].batch for v in verdicts} == {"batch_fake_2"}
 
 
 async def test_a_batch_the_provider_fails_is_an_error_and_forgotten(

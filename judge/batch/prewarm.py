@@ -156,7 +156,6 @@ class _Chunk:
     def __init__(self, judge: int, start: int, path: Path):
         self.judge = judge
         self.start = start
-        self.end = start
         self.path = path
         self.lines = 0
         self.bytes = 0
@@ -210,12 +209,16 @@ class _Run:
         if self.state.batches:
             ids = ", ".join(b.id for b in self.state.batches)
             self.report(f"batches: resuming {ids}")
-        with tempfile.TemporaryDirectory(prefix="judge-batch-") as directory:
-            await self.submit(Path(directory))
-        if not self.state.batches:
-            self.report("batches: nothing to submit, every call is cached")
-            return Prewarmed(set(), self.state)
-        await self.poll()
+        for _ in range(3):  # again only for batches the endpoint no longer knows
+            with tempfile.TemporaryDirectory(prefix="judge-batch-") as directory:
+                await self.submit(Path(directory))
+            if not self.state.batches:
+                self.report("batches: nothing to submit, every call is cached")
+                return Prewarmed(set(), self.state)
+            if await self.poll():
+                break
+        else:
+            raise BatchError("the endpoint keeps forgetting the batches it was sent")
         return Prewarmed(await self.read(), self.state)
 
     async def calls(self) -> AsyncIterator[tuple[int, PlannedCall]]:
@@ -231,8 +234,15 @@ class _Run:
 
     async def submit(self, directory: Path) -> None:
         """Write the uncached calls not in a recorded batch to input files; submit each."""
-        positions: dict[int, int] = {}
         chunks: dict[int, _Chunk] = {}
+        try:
+            await self._submit(directory, chunks)
+        finally:
+            for chunk in chunks.values():
+                chunk.handle.close()
+
+    async def _submit(self, directory: Path, chunks: dict[int, _Chunk]) -> None:
+        positions: dict[int, int] = {}
         seen: set[str] = set()
         async for judge, call in self.calls():
             position = positions.get(judge, 0)
@@ -254,8 +264,8 @@ class _Run:
                 await self.send(chunk, end=position)
                 chunk = chunks[judge] = _Chunk(judge, position, directory / f"{judge}-{position}")
             chunk.write(line)
-        for judge, chunk in chunks.items():
-            await self.send(chunk, end=positions[judge])
+        for judge in list(chunks):
+            await self.send(chunks.pop(judge), end=positions[judge])
 
     async def cached(self, key: str) -> bool:
         try:
@@ -296,13 +306,21 @@ class _Run:
         chunk.path.unlink()
         self.report(f"batch {batch.id}: {chunk.lines} requests to {model} submitted")
 
-    async def poll(self) -> None:
+    async def poll(self) -> bool:
+        """Poll until every batch has finished (True), or until one turns out unknown to its
+        endpoint (a ledger from another account, or an expired record): it is dropped from the
+        state, so its calls are submitted again (False)."""
         while True:
             changed = False
             for entry in [b for b in self.state.batches if not b.finished]:
                 try:
                     batch = await self.api(entry.judge).get(entry.id)
                 except BatchError as exc:
+                    if exc.status == 404:
+                        self.report(f"batch {entry.id}: unknown to the endpoint; submitting again")
+                        self.state.batches.remove(entry)
+                        await self.ledger.save(self.state)
+                        return False
                     if not exc.transient:
                         raise
                     self.report(f"batch {entry.id}: {exc}; polling again")
@@ -319,7 +337,7 @@ class _Run:
             if changed:
                 await self.ledger.save(self.state)
             if all(b.finished for b in self.state.batches):
-                return
+                return True
             await asyncio.sleep(self.options.poll_seconds)
 
     async def read(self) -> set[str]:
