@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Annotated, TypeVar
@@ -257,11 +257,39 @@ def grade(
             "estimated tokens and cost per model.",
         ),
     ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            metavar="",
+            help="Send the uncached calls as provider batches (half price, within 24 h), then "
+            "grade from the cache; rerun the same command to resume after an interruption.",
+        ),
+    ] = False,
+    poll_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01, metavar="S", help="How often --batch polls (env JUDGE_BATCH_POLL_SECONDS)."
+        ),
+    ] = None,
 ) -> None:
     """Grade transcripts against rubrics and write one verdict per (transcript, rubric)."""
     settings = _settings(
-        rubric_dir, api_base=api_base, concurrency=concurrency, cache_dir=cache_dir
+        rubric_dir,
+        api_base=api_base,
+        concurrency=concurrency,
+        cache_dir=cache_dir,
+        batch_poll_seconds=poll_seconds,
     )
+    if batch and cache != CachePolicy.USE:
+        raise UsageError(
+            "--batch fills the cache from provider batches and grades from it: "
+            "leave out --cache or use --cache use"
+        )
+    if batch and max_cost is not None:
+        from judge.batch import BATCH_WITHOUT_BUDGET
+
+        raise UsageError(BATCH_WITHOUT_BUDGET)
     library = settings.rubric_library()
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
     plan = _plan(
@@ -293,13 +321,16 @@ def grade(
         policy=cache,
     )
     with _open_output(out, sys.stdout) as sink:
-        grading = _grade_all(
-            grader, transcripts, rubrics, sink, show_progress=not quiet, budget=budget
-        )
-        by_rubric, first_error = asyncio.run(_closing(grader, grading))
+        if batch:
+            grading = _grade_batched(grader, transcripts, rubrics, sink, settings, quiet=quiet)
+        else:
+            grading = _grade_all(
+                grader, transcripts, rubrics, sink, show_progress=not quiet, budget=budget
+            )
+        by_rubric, first_error, totals = asyncio.run(_closing(grader, grading))
     if not quiet:
-        _print_summary(by_rubric, first_error, grader.totals, len(problems))
-    if grader.totals.errors or problems:
+        _print_summary(by_rubric, first_error, totals, len(problems))
+    if totals.errors or problems:
         raise typer.Exit(ExitCode.INCOMPLETE)
 
 
@@ -382,11 +413,13 @@ async def _grade_all(
     show_progress: bool,
     collected: list[Verdict] | None = None,
     budget: Budget | None = None,
-) -> tuple[dict[str, Summary], str | None]:
+    settle: Callable[[Verdict], Verdict] | None = None,
+) -> tuple[dict[str, Summary], str | None, Summary]:
     """Write each verdict as it finishes (to ``sink``, and to ``collected`` when a caller needs
-    them all); keep only per-rubric counts and the first error, so memory stays flat for any
-    number of transcripts."""
+    them all); keep only per-rubric and total counts and the first error, so memory stays flat
+    for any number of transcripts. ``settle`` adjusts each verdict first (batch mode's)."""
     by_rubric: dict[str, Summary] = {}
+    totals = Summary()
     first_error: str | None = None
     progress = Progress(
         "[progress.description]{task.description}",
@@ -399,17 +432,55 @@ async def _grade_all(
     )
     with progress:
         task = progress.add_task("grading", total=count_units(transcripts, rubrics))
-        async for verdict in grader.grade_many(transcripts, rubrics, budget=budget):
+        async for graded in grader.grade_many(transcripts, rubrics, budget=budget):
+            verdict = settle(graded) if settle is not None else graded
             if sink is not None:
                 sink.write(verdict.model_dump_json() + "\n")
                 sink.flush()
             if collected is not None:
                 collected.append(verdict)
             by_rubric.setdefault(verdict.rubric.id, Summary()).add(verdict)
+            totals.add(verdict)
             if first_error is None and verdict.error is not None:
                 first_error = verdict.error.message
             progress.advance(task)
-    return by_rubric, first_error
+    return by_rubric, first_error, totals
+
+
+async def _grade_batched(
+    grader: Grader,
+    transcripts: list[Transcript],
+    rubrics: list[Rubric],
+    sink: IO[str] | None,
+    settings: Settings,
+    *,
+    quiet: bool,
+) -> tuple[dict[str, Summary], str | None, Summary]:
+    """Batch mode: the uncached calls go to provider batches (kept in a ledger under the cache
+    directory, so a rerun of the same command resumes them), then every pair is graded from the
+    cache, live where a batch gave no result."""
+    from judge.batch import BatchOptions, FileLedger, prewarm
+
+    ledger = FileLedger(settings.cache_dir / "batches")
+    options = BatchOptions(
+        poll_seconds=settings.batch_poll_seconds,
+        max_requests=settings.batch_max_requests,
+        concurrency=settings.concurrency,
+    )
+
+    def report(line: str) -> None:
+        if not quiet:
+            stderr.print(Text(line), highlight=False)
+
+    outcome = await prewarm(
+        lambda: units(transcripts, rubrics), grader.plan, grader.cache, ledger, options, report
+    )
+    graded = await _grade_all(
+        grader, transcripts, rubrics, sink, show_progress=not quiet, settle=outcome.settle
+    )
+    if outcome.state is not None:
+        await ledger.discard(outcome.state.calls)
+    return graded
 
 
 def _print_summary(

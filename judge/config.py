@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     max_job_pairs: int = Field(default=2_000_000, ge=1)
     max_transcript_chars: int = Field(default=400_000, ge=100)
     job_lease_seconds: float = Field(default=30.0, gt=0)
+    batch_poll_seconds: float = Field(
+        default=30.0, gt=0, description="How often provider batches are polled (batch mode)."
+    )
+    batch_max_requests: int = Field(
+        default=50_000, ge=1, description="Requests per provider batch, at most (OpenAI: 50,000)."
+    )
 
     @model_validator(mode="after")
     def _consistent_names(self) -> Settings:

@@ -98,6 +98,9 @@ class JudgeResult(BaseModel):
     cost_usd: float | None = None
     cached: bool = False
     key: str = ""
+    batch: str | None = None
+    """The provider batch that answered the call's first request (priced at the batch rate);
+    None when it was asked live."""
     error: VerdictError | None = None
     order: list[Integer] = []
     """For a group shown in other than its canonical order: the canonical index of each member

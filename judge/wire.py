@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, model_validator
 
 from judge.agreement import CriterionAgreement
-from judge.jobs.store import JobRecord, JobSpec, JobState
+from judge.batch.state import ProviderBatch
+from judge.jobs.store import GradeSpec, JobMode, JobRecord, JobSpec, JobState
 from judge.reports import Comparison, RateRow
 from judge.selection import alternatives, alternatives_schema
 from judge.verdict import Summary, Verdict
@@ -86,10 +87,14 @@ TranscriptRecord = Annotated[
 record's index and field; documented as the two record forms."""
 
 
-class GradeCreate(JobSpec):
+class GradeCreate(GradeSpec):
     """A batch to grade: transcript records (chat or prompt/response format) and how to grade."""
 
     transcripts: list[TranscriptRecord] = Field(min_length=1)
+
+
+class JobCreate(GradeCreate, JobSpec):
+    """A job: a batch to grade, how to grade it, and how to make its calls (``mode``)."""
 
     def spec(self) -> JobSpec:
         """How to grade, without the transcripts (what a job stores beside them)."""
@@ -147,12 +152,18 @@ class JobPublic(BaseModel):
     summary: Summary
     error: str | None = None
     verdicts_url: str
+    mode: JobMode = JobMode.LIVE
+    batches: list[ProviderBatch] = Field(
+        default=[], description="A batch-mode job's provider batches, as last polled."
+    )
 
     @classmethod
     def of(cls, job: JobRecord) -> JobPublic:
         return cls(
             id=job.id,
             state=job.state,
+            mode=job.spec.mode,
+            batches=job.batch.public() if job.batch is not None else [],
             created_at=job.created_at,
             updated_at=job.updated_at,
             rubrics=job.rubrics,

@@ -15,12 +15,14 @@ from pydantic import TypeAdapter
 
 from judge.cache import CachePolicy
 from judge.estimate import Estimate
+from judge.jobs.store import JobMode
 from judge.selection import JudgeSelection
 from judge.transcript import Transcript
 from judge.verdict import Verdict
 from judge.wire import (
     GradeCreate,
     GradePublic,
+    JobCreate,
     JobPublic,
     JudgesPublic,
     ReportCreate,
@@ -74,16 +76,18 @@ def batch(
     judge: JudgeLike,
     cache: CachePolicy | str,
     max_cost_usd: float | None = None,
+    mode: JobMode | str | None = None,
 ) -> dict[str, Any]:
-    """A grading request's body, validated here so that a malformed one fails before it is sent;
-    fields left at their defaults are left out."""
-    request = GradeCreate(
-        transcripts=[_record(t) for t in transcripts],
-        rubrics=_names(rubrics),
-        judge=_selection(judge),
-        cache=CachePolicy(cache),
-        max_cost_usd=max_cost_usd,
-    )
+    """A grading request's body (a job's, given a ``mode``), validated here so that a malformed
+    one fails before it is sent; fields left at their defaults are left out."""
+    fields: dict[str, Any] = {
+        "transcripts": [_record(t) for t in transcripts],
+        "rubrics": _names(rubrics),
+        "judge": _selection(judge),
+        "cache": CachePolicy(cache),
+        "max_cost_usd": max_cost_usd,
+    }
+    request = GradeCreate(**fields) if mode is None else JobCreate(**fields, mode=JobMode(mode))
     return request.model_dump(mode="json", exclude_defaults=True)
 
 

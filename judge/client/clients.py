@@ -18,7 +18,7 @@ from judge.client.calls import Call, JudgeLike, TranscriptLike
 from judge.client.errors import checked
 from judge.client.resume import Cursor, Outage, poll_wait, retry_policy
 from judge.estimate import Estimate
-from judge.jobs.store import TERMINAL
+from judge.jobs.store import TERMINAL, JobMode
 from judge.verdict import Verdict
 from judge.wire import (
     GradePublic,
@@ -79,10 +79,13 @@ class Client:
         cache: CachePolicy | str = CachePolicy.USE,
         idempotency_key: str | None = None,
         max_cost_usd: float | None = None,
+        mode: JobMode | str = JobMode.LIVE,
     ) -> JobPublic:
         """Queue a batch of any size as a job. The same content (or key) gives the same job.
-        With ``max_cost_usd`` the job stops paying there (the rest get ``error(budget)``)."""
-        batch = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
+        With ``max_cost_usd`` the job stops paying there (the rest get ``error(budget)``).
+        ``mode="batch"``: the server sends the uncached calls as provider batches (half the
+        price, within 24 h) and grades from their results."""
+        batch = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd, mode=mode)
         return self._call(calls.submit(batch, idempotency_key))
 
     def estimate(
@@ -235,9 +238,10 @@ class AsyncClient:
         cache: CachePolicy | str = CachePolicy.USE,
         idempotency_key: str | None = None,
         max_cost_usd: float | None = None,
+        mode: JobMode | str = JobMode.LIVE,
     ) -> JobPublic:
         """As ``Client.submit``."""
-        batch = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
+        batch = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd, mode=mode)
         return await self._call(calls.submit(batch, idempotency_key))
 
     async def estimate(

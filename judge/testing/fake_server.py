@@ -189,7 +189,7 @@ class FakeJudgeServer:
         self.prompt_cache = PromptCache()
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=512 * 2**20)  # batch input files are large
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/chat/completions", self._handle)
         app.router.add_post("/v1/messages", self._messages)
