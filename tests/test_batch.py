@@ -304,6 +304,16 @@ def test_cli_refuses_batch_mode_it_cannot_do(
     assert batches.batches_created == 0
 
 
+def test_cli_batch_mode_does_not_run_cascades(
+    batches: FakeBatchServer, cli_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = grade_args(batches, tmp_path / "v.jsonl")
+    args[args.index("-m") : args.index("-m") + 2] = ["--cascade", f"offline,{PRICED}"]
+    assert main(args) == 2
+    assert "batch mode does not run cascades" in capsys.readouterr().err
+    assert batches.batches_created == 0
+
+
 def test_cli_batch_needs_an_llm_judge(
     batches: FakeBatchServer, cli_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

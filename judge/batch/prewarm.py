@@ -103,6 +103,12 @@ def batch_endpoint(judge: LLMJudge) -> HTTPTransport | None:
 async def endpoints(plan: JudgePlan) -> dict[int, HTTPTransport]:
     """The OpenAI-compatible endpoint of each LLM judge of the plan, by its index in the plan;
     ``BatchError`` for a judge whose provider has no batch API this supports, or no LLM judge."""
+    if plan.escalation is not None:
+        raise BatchError(
+            "batch mode does not run cascades: which calls a later stage makes depends on the "
+            "answers of the one before; grade the cascade live (its first stage decides most "
+            "calls for free) or batch one judge"
+        )
     found: dict[int, HTTPTransport] = {}
     for index, judge in enumerate(plan.judges):
         if not isinstance(judge, LLMJudge):
