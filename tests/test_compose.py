@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.main import get_command
 
-from judge.cli import app
+from judge.cli.common import app
 from judge.config import Settings
 from tests.conftest import REPO
 
