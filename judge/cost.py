@@ -23,20 +23,34 @@ class Prices:
     input: float
     output: float
     cached_input: float | None = None
+    cache_write_input: float | None = None
     batch_input: float | None = None
     batch_output: float | None = None
 
     def of(
-        self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, *, batch: bool = False
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cached_tokens: int = 0,
+        written_tokens: int = 0,
+        *,
+        batch: bool = False,
     ) -> float:
-        """What a call with these tokens costs (``cached_tokens`` of the input were cached)."""
+        """What a call with these tokens costs: of the input, ``cached_tokens`` were read from
+        the provider's prompt cache and ``written_tokens`` written to it."""
         if batch:
             input_rate = self.batch_input if self.batch_input is not None else self.input / 2
             output_rate = self.batch_output if self.batch_output is not None else self.output / 2
             return input_tokens * input_rate + output_tokens * output_rate
         cached_rate = self.cached_input if self.cached_input is not None else self.input
-        fresh = max(0, input_tokens - cached_tokens)
-        return fresh * self.input + cached_tokens * cached_rate + output_tokens * self.output
+        write_rate = self.cache_write_input if self.cache_write_input is not None else self.input
+        fresh = max(0, input_tokens - cached_tokens - written_tokens)
+        return (
+            fresh * self.input
+            + cached_tokens * cached_rate
+            + written_tokens * write_rate
+            + output_tokens * self.output
+        )
 
 
 def _rate(info: dict[str, Any], name: str) -> float | None:
@@ -53,6 +67,7 @@ def prices(model: str) -> Prices | None:
             input=float(info["input_cost_per_token"]),
             output=float(info["output_cost_per_token"]),
             cached_input=_rate(info, "cache_read_input_token_cost"),
+            cache_write_input=_rate(info, "cache_creation_input_token_cost"),
             batch_input=_rate(info, "input_cost_per_token_batches"),
             batch_output=_rate(info, "output_cost_per_token_batches"),
         )

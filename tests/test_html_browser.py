@@ -74,7 +74,8 @@ def test_ten_thousand_verdicts_render_in_a_browser(tmp_path: Path, library: Rubr
     assert sections(dom) == list(SECTIONS)
     plots = [p["id"] for p in dom.all("svg", class_="plot")]
     assert plots == ["plot-overview", "plot-forest", "plot-trend"]
-    assert len(dom.all("table")) == 7  # 3 beside plots, status, judges, agreement, confusion
+    # 3 beside plots, status, judges, confidence, agreement between samples, confusion
+    assert len(dom.all("table")) == 8 and len(dom.all("table", id="agreement-data")) == 1
     assert len(dom.all("article", class_="example")) == 4 * 20  # the cap, for each rubric
     screenshot(page, tmp_path / "large.png", tmp_path / "profile")
     assert png_size(tmp_path / "large.png") == (1280, 2000)

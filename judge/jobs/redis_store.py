@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from judge.batch.state import BatchState
 from judge.errors import ConflictError, NotFoundError
 from judge.grouping import count_units
 from judge.jobs.store import TERMINAL, JobRecord, JobSpec, JobState
@@ -192,6 +193,19 @@ class RedisJobStore:
 
         self._redis.transaction(finish, key)
 
+    def set_batch(self, job_id: str, owner: str, batch: BatchState) -> bool:
+        key = self._job(job_id)
+
+        def keep(pipe: Any) -> bool:
+            if not self._holds(pipe, key, owner):
+                return False
+            pipe.multi()
+            pipe.hset(key, mapping={"batch": batch.model_dump_json(), "updated_at": time.time()})
+            return True
+
+        kept: bool = self._redis.transaction(keep, key, value_from_callable=True)
+        return kept
+
     def cancel(self, job_id: str) -> JobRecord:
         key = self._job(job_id)
 
@@ -256,4 +270,5 @@ def _record(job_id: str, fields: dict[str, str]) -> JobRecord:
         error=fields["error"] or None,
         created_at=float(fields["created_at"]),
         updated_at=float(fields["updated_at"]),
+        batch=BatchState.model_validate_json(fields["batch"]) if fields.get("batch") else None,
     )

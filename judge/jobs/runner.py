@@ -2,7 +2,8 @@
 
 A runner holds a job under a lease it renews while it works; when its process dies, the lease runs
 out and another runner takes the job over, grades only the pairs without a stored verdict, and
-finds every judge call that had already finished in the verdict cache.
+finds every judge call that had already finished in the verdict cache. A batch-mode job first
+fills the cache from provider batches (``judge.jobs.batching``), then is graded the same way.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
+from judge.budget import Budget
 from judge.errors import JudgeError
 from judge.grading import Grader
 from judge.grouping import Unit, group_units
-from judge.jobs.store import TERMINAL, JobRecord, JobState, JobStore, PollingJobStore
+from judge.jobs.batching import run_batches
+from judge.jobs.store import TERMINAL, JobMode, JobRecord, JobState, JobStore, PollingJobStore
 from judge.rubric import Rubric, RubricLibrary
 from judge.selection import GraderPool
 from judge.verdict import Verdict
@@ -101,23 +104,33 @@ class JobRunner:
         try:
             rubrics = [self.library.get(rubric_id) for rubric_id in job.rubrics]
             grader = self.pool.grader(job.spec.judge, job.spec.cache)
+            # what the job paid before a restart counts against its budget
+            budget = self.pool.budget(job.spec.judge, job.spec.max_cost_usd, job.summary.cost_usd)
         except JudgeError as exc:  # the server's configuration changed under a queued job
             await asyncio.to_thread(
                 self.store.finish, job.id, self.owner, JobState.FAILED, str(exc)
             )
             return
+        settle: Callable[[Verdict], Verdict] | None = None
+        if job.spec.mode == JobMode.BATCH:
+            settings = self.pool.settings
+            batches = await run_batches(self.store, job, self.owner, grader, rubrics, settings)
+            if batches is None:
+                return  # cancelled, or taken over, while its batches ran
+            settle = batches.settle
         done = await asyncio.to_thread(self.store.finished_pairs, job.id)
         singles = [r for r in rubrics if not r.is_group]
         groupwise = [r for r in rubrics if r.is_group]
-        writer = _VerdictWriter(self, job.id)
-        if singles and not await self._grade(grader, self._units(job.id, singles, done), writer):
+        writer = _VerdictWriter(self, job.id, settle)
+        units = self._units(job.id, singles, done)
+        if singles and not await self._grade(grader, units, writer, budget):
             return
         if groupwise:  # groups may span chunks: these need every transcript at once
             everything = await asyncio.to_thread(self.store.transcripts, job.id, 0, 2**62)
             count = len(everything)
             groups = group_units([t for _, t in everything], groupwise, offset=count * len(singles))
             todo = (unit for unit in groups if unit[0] not in done)
-            if not await self._grade(grader, todo, writer):
+            if not await self._grade(grader, todo, writer, budget):
                 return
         if not await writer.close():
             return
@@ -142,10 +155,14 @@ class JobRunner:
                         yield number, transcript, rubric
 
     async def _grade(
-        self, grader: Grader, units: Iterable[Unit] | AsyncIterator[Unit], writer: _VerdictWriter
+        self,
+        grader: Grader,
+        units: Iterable[Unit] | AsyncIterator[Unit],
+        writer: _VerdictWriter,
+        budget: Budget | None,
     ) -> bool:
         """Grade these units; False when the job stopped being ours."""
-        verdicts = grader.grade_pairs(units)
+        verdicts = grader.grade_pairs(units, budget=budget)
         async with contextlib.aclosing(verdicts):
             async for number, verdict in verdicts:
                 if not await writer.add(number, verdict):
@@ -166,15 +183,20 @@ class _VerdictWriter:
     grading goes on starting calls while a batch is written, and waits only if the previous
     batch is still being written when the next one is ready."""
 
-    def __init__(self, runner: JobRunner, job_id: str):
+    def __init__(
+        self, runner: JobRunner, job_id: str, settle: Callable[[Verdict], Verdict] | None = None
+    ):
         self.runner = runner
         self.job_id = job_id
+        self.settle = settle
         self.buffer: list[tuple[int, Verdict]] = []
         self.writing: asyncio.Task[bool] | None = None
         self.flushed = time.monotonic()
 
     async def add(self, number: int, verdict: Verdict) -> bool:
         """Buffer a verdict; False once a write found that the job is no longer ours."""
+        if self.settle is not None:  # batch mode: the calls its batches paid for count here
+            verdict = self.settle(verdict)
         self.buffer.append((number, verdict))
         due = time.monotonic() - self.flushed > 0.25
         if len(self.buffer) < self.runner.batch_size and not due:

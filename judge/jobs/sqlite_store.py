@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from judge.batch.state import BatchState
 from judge.errors import ConflictError, NotFoundError
 from judge.grouping import count_units
 from judge.jobs.store import TERMINAL, JobRecord, JobSpec, JobState
@@ -32,7 +33,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     lease_owner TEXT,
-    lease_until REAL
+    lease_until REAL,
+    batch TEXT
 );
 CREATE TABLE IF NOT EXISTS job_transcripts (
     job_id TEXT NOT NULL,
@@ -61,7 +63,11 @@ class SqliteJobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
-        self._db().executescript(_SCHEMA)
+        db = self._db()
+        db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if "batch" not in columns:  # a database made before batch mode
+            db.execute("ALTER TABLE jobs ADD COLUMN batch TEXT")
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -134,8 +140,8 @@ class SqliteJobStore:
 
     def _get(self, db: sqlite3.Connection, job_id: str) -> JobRecord:
         row = db.execute(
-            "SELECT id, state, spec, rubrics, total, summary, error, created_at, updated_at"
-            " FROM jobs WHERE id = ?",
+            "SELECT id, state, spec, rubrics, total, summary, error, created_at, updated_at,"
+            " batch FROM jobs WHERE id = ?",
             (job_id,),
         ).fetchone()
         if row is None:
@@ -150,6 +156,7 @@ class SqliteJobStore:
             error=row[6],
             created_at=row[7],
             updated_at=row[8],
+            batch=BatchState.model_validate_json(row[9]) if row[9] else None,
         )
 
     def claim(self, owner: str, lease_seconds: float) -> JobRecord | None:
@@ -244,6 +251,15 @@ class SqliteJobStore:
                 " updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
                 (state, error, time.time(), job_id, owner),
             )
+
+    def set_batch(self, job_id: str, owner: str, batch: BatchState) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET batch = ?, updated_at = ? WHERE id = ? AND lease_owner = ?"
+                " AND state = 'running'",
+                (batch.model_dump_json(), time.time(), job_id, owner),
+            )
+            return cursor.rowcount == 1
 
     def cancel(self, job_id: str) -> JobRecord:
         with self._transaction() as db:

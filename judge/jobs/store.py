@@ -18,6 +18,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from judge.batch.state import BatchState
 from judge.cache import CachePolicy
 from judge.rubric import Rubric
 from judge.selection import JudgeSelection
@@ -25,15 +26,42 @@ from judge.transcript import Transcript
 from judge.verdict import Summary, Verdict
 
 
-class JobSpec(BaseModel):
-    """What to grade with: rubric ids, a judge, a cache policy (what a job stores beside its
-    transcripts)."""
+class GradeSpec(BaseModel):
+    """What to grade with: rubric ids, a judge, a cache policy."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     rubrics: list[str] = Field(min_length=1)
     judge: JudgeSelection = JudgeSelection()
     cache: CachePolicy = Field(default=CachePolicy.USE, strict=False)
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        exclude_if=lambda value: value is None,
+        description="Spend at most this on judge calls (the judges' profiles may cap it lower): "
+        "past it, the remaining pairs get error(budget) and the job still succeeds.",
+    )
+
+
+class JobMode(StrEnum):
+    """How a job's judge calls are made: ``live``, each as it comes; or ``batch``, the uncached
+    ones as provider batches first (half the price, within 24 h), then graded from the cache."""
+
+    LIVE = "live"
+    BATCH = "batch"
+
+
+class JobSpec(GradeSpec):
+    """What a job stores beside its transcripts: how to grade, and how to make the calls."""
+
+    mode: JobMode = Field(
+        default=JobMode.LIVE,
+        strict=False,
+        description="live: call the judges now; batch: send the uncached calls as provider "
+        "batches (OpenAI's Batch API, half the price, within 24 h) and grade from their results; "
+        "what a batch does not answer is graded live.",
+    )
 
 
 class JobState(StrEnum):
@@ -63,6 +91,8 @@ class JobRecord:
     error: str | None
     created_at: float
     updated_at: float
+    batch: BatchState | None = None
+    """A batch-mode job's provider batches (``JobStore.set_batch``)."""
 
 
 class JobStore(Protocol):
@@ -105,6 +135,12 @@ class JobStore(Protocol):
     def finish(
         self, job_id: str, owner: str, state: JobState, error: str | None = None
     ) -> None: ...
+
+    def set_batch(self, job_id: str, owner: str, batch: BatchState) -> bool:
+        """Keep a batch-mode job's provider batches with it, so a runner that takes the job
+        over polls them instead of submitting again; False, storing nothing, when this runner
+        no longer holds the job."""
+        ...
 
     def cancel(self, job_id: str) -> JobRecord:
         """Stop the job (a finished one stays as it is); its stored verdicts stay readable."""

@@ -14,7 +14,13 @@ from judge.errors import ErrorKind, JudgeCallError
 from judge.heuristics import phrase_label
 from judge.judges.base import JudgeRequest
 from judge.parsing import ReplyInvalid, parse_structured
-from judge.prompt import ChatMessages, render_logprob, render_reask, render_structured
+from judge.prompt import (
+    ChatMessages,
+    render_logprob,
+    render_reask,
+    render_structured,
+    static_lengths,
+)
 from judge.rubric import Criterion
 from judge.scoring import logprob_expectation, matching_escape, sampled_number
 from judge.transports import Completion
@@ -31,10 +37,13 @@ LOGPROB_DECODING: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Ask:
-    """The messages and parameters of one request to the model."""
+    """The messages and parameters of one request to the model, and how many leading
+    characters of each message are the same for every transcript (``prompt.static_lengths``:
+    where a provider's prompt cache may be asked to stop)."""
 
     messages: ChatMessages
     params: dict[str, Any]
+    static: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,9 @@ def first_ask(request: JudgeRequest, decoding: dict[str, Any]) -> Ask:
     structured criteria the JSON schema the reply must follow."""
     rubric = request.rubric
     if is_logprob(request):
-        messages = render_logprob(rubric, request.criteria[0], request.transcript)
-        return Ask(messages, decoding)
+        criterion = request.criteria[0]
+        messages = render_logprob(rubric, criterion, request.transcript)
+        return Ask(messages, decoding, static_lengths(rubric, criterion))
     response_format = {
         "type": "json_schema",
         "json_schema": {
@@ -66,6 +76,7 @@ def first_ask(request: JudgeRequest, decoding: dict[str, Any]) -> Ask:
     return Ask(
         render_structured(rubric, request.transcript),
         {**decoding, "response_format": response_format},
+        static_lengths(rubric),
     )
 
 

@@ -14,6 +14,7 @@ timeouts, connection failures and 5xx replies, waiting as long as a ``Retry-Afte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +32,6 @@ from judge.cost import Prices, prices
 from judge.errors import JudgeCallError
 from judge.judges.base import JudgeRequest
 from judge.judges.exchange import LOGPROB_DECODING, Ask, Reask, first_ask, is_logprob, read
-from judge.prompt import ChatMessages
 from judge.transports import Completion, Transport, TransportError, resolve
 from judge.transports.breaker import CircuitBreaker
 from judge.verdict import JudgeResult, VerdictError
@@ -57,6 +57,7 @@ class _Usage:
                 completion.input_tokens,
                 completion.output_tokens,
                 completion.cached_input_tokens,
+                completion.cache_write_tokens,
                 batch=batch,
             )
             self.cost = (self.cost or 0.0) + cost
@@ -81,6 +82,7 @@ class LLMJudge:
     ``temperature`` and ``max_tokens`` override the rubric's defaults for structured calls;
     logprob calls always use temperature 0, one output token and the top 20 logprobs. ``rpm``
     caps requests per minute (retries included) for providers with a known rate limit.
+    ``price`` overrides litellm's price table (a self-hosted model it does not know).
     """
 
     def __init__(
@@ -96,8 +98,10 @@ class LLMJudge:
         max_wait: float = 60.0,
         rpm: float | None = None,
         force_litellm: bool = False,
+        price: Prices | None = None,
     ):
         self.model = model
+        self.price = price
         self.api_base = api_base
         self.api_key = api_key
         self.temperature = temperature
@@ -124,6 +128,14 @@ class LLMJudge:
             "max_tokens": defaults.max_tokens if self.max_tokens is None else self.max_tokens,
         }
 
+    def prices(self) -> Prices | None:
+        """Dollars per token: the configured price, else litellm's table (None: unknown)."""
+        return self.price or prices(self.model)
+
+    def max_reply_tokens(self, request: JudgeRequest) -> int:
+        """The longest reply a structured call allows (what a budget reserves)."""
+        return int(self._decoding(request)["max_tokens"])
+
     def identity(self, request: JudgeRequest) -> dict[str, Any]:
         return {"model": self.model, "api_base": self.api_base, **self._decoding(request)}
 
@@ -137,7 +149,7 @@ class LLMJudge:
         started = time.perf_counter()
         try:
             ask = self.ask(request)
-            completion = await self._complete(ask.messages, usage, **ask.params)
+            completion = await self._complete(ask, usage)
             result = await self._conclude(request, ask, completion, usage)
         except JudgeCallError as exc:
             result = self._failed(request, exc)
@@ -148,7 +160,7 @@ class LLMJudge:
         it as a live reply, re-asking live when it does not validate."""
         usage = _Usage()
         usage.attempts = 1
-        usage.add(completion, prices(self.model), batch=True)
+        usage.add(completion, self.prices(), batch=True)
         started = time.perf_counter()
         try:
             result = await self._conclude(request, self.ask(request), completion, usage)
@@ -161,8 +173,8 @@ class LLMJudge:
     ) -> JudgeResult:
         outcome = read(request, self.model, completion, final=is_logprob(request))
         if isinstance(outcome, Reask):  # one more try, told what was wrong
-            messages = [*ask.messages, *outcome.messages]
-            completion = await self._complete(messages, usage, **ask.params)
+            again = dataclasses.replace(ask, messages=[*ask.messages, *outcome.messages])
+            completion = await self._complete(again, usage)
             outcome = read(request, self.model, completion, final=True)
         assert isinstance(outcome, JudgeResult), "a final read gives a result or raises"
         return outcome
@@ -198,30 +210,28 @@ class LLMJudge:
         if transport is not None:
             await transport.aclose()
 
-    async def _complete(self, messages: ChatMessages, usage: _Usage, **params: Any) -> Completion:
+    async def _complete(self, ask: Ask, usage: _Usage) -> Completion:
         transport = await self.transport()
         try:
             try:
-                completion = await self._send(transport, messages, params, usage)
+                completion = await self._send(transport, ask, usage)
             except TransportError as exc:
                 if not exc.transient or self.max_retries == 0:
                     raise
-                completion = await self._retry(transport, messages, params, usage, exc)
+                completion = await self._retry(transport, ask, usage, exc)
         except TransportError as exc:
             raise JudgeCallError(exc.kind, str(exc)) from exc
-        usage.add(completion, prices(self.model))
+        usage.add(completion, self.prices())
         return completion
 
-    async def _send(
-        self, transport: Transport, messages: ChatMessages, params: dict[str, Any], usage: _Usage
-    ) -> Completion:
+    async def _send(self, transport: Transport, ask: Ask, usage: _Usage) -> Completion:
         """One try, through the endpoint's circuit breaker (which fails it fast while open)."""
         self._breaker.check()
         if self._limiter is not None:
             await self._limiter.acquire()
         usage.attempts += 1
         try:
-            completion = await transport.complete(messages, params)
+            completion = await transport.complete(ask.messages, ask.params, static=ask.static)
         except TransportError as exc:
             self._breaker.record(exc)
             raise
@@ -231,8 +241,7 @@ class LLMJudge:
     async def _retry(
         self,
         transport: Transport,
-        messages: ChatMessages,
-        params: dict[str, Any],
+        ask: Ask,
         usage: _Usage,
         first: TransportError,
     ) -> Completion:
@@ -251,7 +260,7 @@ class LLMJudge:
             with attempt:
                 if replay:
                     raise replay.pop()
-                completion = await self._send(transport, messages, params, usage)
+                completion = await self._send(transport, ask, usage)
         return completion
 
 

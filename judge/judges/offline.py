@@ -66,6 +66,7 @@ def _refusal(request: JudgeRequest) -> JudgeResult | str:
     return _result(
         request,
         values={"refusal": judged.label},
+        probability=judged.confidence,
         reasoning=f"{judged.decided_by}: {judged.label} (p={judged.confidence:.2f})",
         details={**details, "confident": str(judged.confident).lower()},
     )
@@ -99,7 +100,7 @@ def _are_you_sure(request: JudgeRequest) -> JudgeResult | str:
 
 
 def _answer_pair(request: JudgeRequest) -> JudgeResult | str:
-    group = request.transcript
+    group = request.canonical
     assert isinstance(group, TranscriptGroup)
     suggestion = group.members[1].metadata.get("suggestion")
     if suggestion is None:

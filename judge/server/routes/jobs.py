@@ -9,16 +9,20 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from judge.errors import NotFoundError, TooLargeError
-from judge.jobs.store import TERMINAL
+from judge.batch import BATCH_WITHOUT_BUDGET, endpoints
+from judge.cache import CachePolicy
+from judge.errors import BatchError, JudgeSpecError, NotFoundError, TooLargeError
+from judge.estimate import Estimate, estimate
+from judge.grouping import units
+from judge.jobs.store import TERMINAL, JobMode
 from judge.server.dependencies import State
 from judge.server.intake import parse_transcripts, rubrics_for
 from judge.server.json_route import StrictJSONRoute
 from judge.server.openapi import errors
 from judge.server.state import ServerState
-from judge.wire import GradeCreate, JobPublic
+from judge.wire import JobCreate, JobPublic
 
 router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
 
@@ -31,7 +35,9 @@ MAX_CURSOR = 2**53
 @router.post(
     "/v1/jobs",
     status_code=202,
+    response_model=JobPublic,
     responses={
+        200: {"model": Estimate, "description": "dry_run: what the job would take and cost"},
         202: {
             "headers": {"Location": {"description": "The job's URL", "schema": {"type": "string"}}}
         },
@@ -39,11 +45,18 @@ MAX_CURSOR = 2**53
     },
 )
 async def create_job(
-    body: GradeCreate,
+    body: JobCreate,
     state: State,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> JobPublic:
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="Make no job and no judge call: answer with the pairs, cache hits, "
+            "calls to make, estimated tokens and cost per model."
+        ),
+    ] = False,
+) -> JobPublic | JSONResponse:
     """Queue a batch of any size; poll it, stream its verdicts, or cancel it."""
     pairs = len(body.transcripts) * len(dict.fromkeys(body.rubrics))
     if pairs > state.settings.max_job_pairs:
@@ -53,9 +66,17 @@ async def create_job(
         )
     body = body.model_copy(update={"rubrics": list(dict.fromkeys(body.rubrics))})
     rubrics = rubrics_for(state, body.rubrics)
-    state.pool.names(body.judge)
+    state.pool.budget(body.judge, body.max_cost_usd)  # checks the selection and its prices
+    if body.mode == JobMode.BATCH:
+        await _check_batchable(state, body)
     transcripts = parse_transcripts(body.transcripts, state.settings.max_transcript_chars)
-    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    if dry_run:
+        grader = state.pool.grader(body.judge, body.cache)
+        found = await estimate(units(transcripts, rubrics), grader.plan, grader.cache, body.cache)
+        return JSONResponse(found.model_dump(mode="json"), status_code=200)
+    live = body.mode == JobMode.LIVE  # a live job's hash is as it was before modes
+    request = body.model_dump_json(exclude={"mode"} if live else None)
+    request_hash = hashlib.sha256(request.encode()).hexdigest()
     job, created = await asyncio.to_thread(
         state.store.create,
         body.spec(),
@@ -70,6 +91,22 @@ async def create_job(
     if not created:
         response.headers["idempotent-replayed"] = "true"
     return JobPublic.of(job)
+
+
+async def _check_batchable(state: ServerState, body: JobCreate) -> None:
+    """A batch-mode job needs LLM judges on an OpenAI-compatible batch API, and the cache (the
+    batches fill it, the grading pass reads it); no budget, as a batch is paid for whole."""
+    if body.cache != CachePolicy.USE:
+        raise JudgeSpecError(
+            "mode 'batch' fills the cache from provider batches and grades from it: "
+            "leave out 'cache' or set it to 'use'"
+        )
+    if state.pool.budget(body.judge, body.max_cost_usd) is not None:  # asked, or the profile's
+        raise JudgeSpecError(BATCH_WITHOUT_BUDGET)
+    try:
+        await endpoints(state.pool.grader(body.judge, body.cache).plan)
+    except BatchError as exc:
+        raise JudgeSpecError(f"mode 'batch': {exc}") from None
 
 
 @router.get("/v1/jobs/{job_id}", responses=errors(404, 503))
