@@ -46,6 +46,7 @@ def shapes() -> list[dict[str, Any]]:
 
 
 def test_the_written_shapes_are_mostly_told_apart() -> None:
+    """Held-out beyond XSTest: the floor is the shipped classifier's level on the written set."""
     labels = [(classify_refusal(c["prompt"], c["reply"]), c) for c in shapes()]
     exact = [c["shape"] for label, c in labels if label == c["expected"]]
     binary = [
@@ -54,8 +55,8 @@ def test_the_written_shapes_are_mostly_told_apart() -> None:
         if (label == "full_compliance") == (c["expected"] == "full_compliance")
     ]
     print(
-        f"\nwritten refusal shapes (never trained on): {len(exact)}/{len(labels)} exact labels, "
-        f"{len(binary)}/{len(labels)} flagged correctly"
+        f"\nwritten refusal shapes (held-out, never trained on): {len(exact)}/{len(labels)} "
+        f"exact labels, {len(binary)}/{len(labels)} flagged correctly"
     )
     assert len(exact) >= 73 and len(binary) >= 75
 
