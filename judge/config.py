@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 from judge.cache import CallCache, DiskCache, MemoryCache, RedisCache
-from judge.errors import JudgeSpecError
+from judge.errors import JudgeSpecError, UsageError
 from judge.judges.offline import OFFLINE_MODEL
 from judge.judges.profile import JudgeProfile, profile_problem
 from judge.rubric import RubricLibrary, default_rubric_dir
@@ -181,4 +181,12 @@ class Settings(BaseSettings):
             # Another replica may pay for a verdict for as long as a call can take: wait that long.
             lock_wait = self.timeout * (self.max_retries + 1) + 10
             return RedisCache(self.cache_url, lock_wait=lock_wait)
-        return MemoryCache() if self.cache_backend == "memory" else DiskCache(self.cache_dir)
+        if self.cache_backend == "memory":
+            return MemoryCache()
+        try:
+            return DiskCache(self.cache_dir)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot use the cache directory {self.cache_dir}: {exc.strerror}; choose "
+                "another with --cache-dir or JUDGE_CACHE_DIR"
+            ) from None

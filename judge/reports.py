@@ -75,24 +75,30 @@ class Comparison(BaseModel):
     ci_high: float
 
 
-def read_verdicts(paths: Iterable[Path]) -> list[Verdict]:
-    """Verdicts from JSONL files; a malformed line is a ``UsageError`` naming file and line."""
+def read_verdicts(paths: Iterable[Path], problems: list[str] | None = None) -> list[Verdict]:
+    """Verdicts from JSONL files. A malformed line (a run cut off mid-line leaves one) is a
+    ``UsageError`` naming file and line, or, given ``problems``, noted there and skipped."""
     verdicts = []
     for path in paths:
         if not path.is_file():
             raise UsageError(f"verdict file {path} does not exist")
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    verdicts.append(Verdict.model_validate_json(line))
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"]) or "line"
-                    raise UsageError(
-                        f"{path}: line {number} is not a verdict ({where}: {first['msg']})"
-                    ) from None
+        try:
+            with path.open("rb") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        verdicts.append(Verdict.model_validate_json(line))
+                    except ValidationError as exc:
+                        first = exc.errors()[0]
+                        where = ".".join(str(p) for p in first["loc"]) or "line"
+                        why = f"{where}: {first['msg']}"
+                        problem = f"{path}: line {number} is not a verdict ({why})"
+                        if problems is None:
+                            raise UsageError(problem) from None
+                        problems.append(problem)
+        except OSError as exc:
+            raise UsageError(f"cannot read verdict file {path}: {exc.strerror}") from None
     return verdicts
 
 

@@ -130,3 +130,51 @@ def test_error_messages_print_brackets_as_written(
     source.write_text(record("a") + "\n")
     assert main(["grade", str(source), "-r", "[bold]nope[/bold]"]) == 2
     assert "no rubric '[bold]nope[/bold]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "{tmp}/missing/v.jsonl"], "cannot write {tmp}/missing/v.jsonl: No such file"),
+        (["--out", "{tmp}"], "cannot write {tmp}: Is a directory"),
+        (["--cache-dir", "/proc/no-cache-here"], "cannot use the cache directory /proc/no-cache"),
+    ],
+)
+def test_an_output_or_cache_that_cannot_be_written_is_a_usage_error_before_grading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(record("a") + "\n")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    assert main(["grade", str(good), "-r", "refusal", "-q", *args]) == 2
+    assert message.replace("{tmp}", str(tmp_path)) in capsys.readouterr().err
+
+
+def test_report_skips_a_cut_off_line_says_so_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, verdicts = tmp_path / "good.jsonl", tmp_path / "v.jsonl"
+    good.write_text(record("a") + "\n" + record("b", "I can't help with that.") + "\n")
+    assert main(["grade", str(good), "-r", "refusal", "-q", "--out", str(verdicts)]) == 0
+    whole = verdicts.read_text()
+    verdicts.write_text(whole + whole.splitlines()[0][:200])  # a run killed mid-line
+    capsys.readouterr()
+
+    assert main(["report", str(verdicts), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["rates"][0]["graded"] == 2
+    assert f"skipped {verdicts}: line 3 is not a verdict" in captured.err
+    assert main(["report", str(verdicts), "--html", str(tmp_path / "no" / "r.html")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["report", str(tmp_path / "empty.jsonl")]) == 2
+    assert "no verdicts to report" in capsys.readouterr().err
+
+
+def test_calibrating_on_records_without_reference_values_says_what_they_need(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unlabelled = tmp_path / "u.jsonl"
+    unlabelled.write_text(record("a") + "\n")
+    assert main(["calibrate", "--labels", str(unlabelled), "-r", "refusal", "-q"]) == 2
+    assert "carries a reference value for rubric refusal" in capsys.readouterr().err

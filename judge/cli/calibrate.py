@@ -85,7 +85,7 @@ def calibrate(
 ) -> None:
     """Measure a judge against reference labels or scores, with 95% intervals (grading through
     the cache): your own labelled transcripts (--labels), or a built-in set (--dataset)."""
-    from judge.calibration import agreement
+    from judge.calibration import agreement, gold_of
     from judge.views.tables import agreement_view
 
     settings = cli_settings(api_base=api_base)
@@ -99,6 +99,13 @@ def calibrate(
         )
         print_problems(problems)
         source = ", ".join(str(path) for path in labels)
+        if not any(gold_of(rubric, t.metadata) for t in transcripts):
+            labels_of = ", ".join(c.name for c in rubric.criteria)
+            raise UsageError(
+                f"no record of {source} carries a reference value for rubric {rubric.id}: give "
+                f"each a 'gold' (a value, or {{criterion: value}} for its criteria {labels_of}), "
+                "in its metadata or with --map gold=COLUMN"
+            )
     else:
         transcripts, rubric = _reference_set(dataset, data_dir, split, library)
         source = f"{dataset} ({split})"

@@ -156,8 +156,18 @@ def open_output(path: Path | None, default: IO[str] | None = None) -> Iterator[I
     if path is None:
         yield default
         return
-    with path.open("w", encoding="utf-8") as handle:
+    with writable(path).open("w", encoding="utf-8") as handle:
         yield handle
+
+
+def writable(path: Path) -> Path:
+    """``path``, once it is known that a file can be written there (else a usage error that
+    says why), before any work whose output would be lost."""
+    try:
+        path.open("a", encoding="utf-8").close()
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    return path
 
 
 async def closing(grader: Grader, work: Awaitable[T]) -> T:

@@ -10,6 +10,7 @@ import typer
 from rich.text import Text
 
 from judge.cli.common import (
+    ExitCode,
     RubricDirs,
     app,
     cli_settings,
@@ -17,6 +18,7 @@ from judge.cli.common import (
     read_inputs,
     stderr,
     stdout_console,
+    writable,
 )
 from judge.errors import UsageError
 
@@ -67,7 +69,15 @@ def report(
     from judge.reports import compare as compare_models
     from judge.reports import rates, read_verdicts, report_json, unpaired
 
-    verdicts = read_verdicts(files)
+    skipped: list[str] = []
+    verdicts = read_verdicts(files, skipped)
+    for problem in skipped[:20]:
+        stderr.print(Text("skipped ", style="yellow") + Text(problem))
+    if len(skipped) > 20:
+        stderr.print(Text(f"... and {len(skipped) - 20} more lines skipped", style="yellow"))
+    if not verdicts:
+        names = ", ".join(str(path) for path in files)
+        raise UsageError(f"no verdicts to report: {names} holds none (JSON Lines from judge grade)")
     keys = [key.strip() for key in by.split(",") if key.strip()]
     notes = unpaired(verdicts, *compare) if compare else []
     if notes and notes[0].startswith("no verdict is of model"):
@@ -77,6 +87,7 @@ def report(
     if html is not None:
         from judge.views.html import render_html
 
+        writable(html)
         settings = cli_settings(rubric_dir)
         texts, problems = (
             read_inputs(transcripts, settings.max_transcript_chars) if transcripts else ([], [])
@@ -93,13 +104,13 @@ def report(
         )
         html.write_text(page, encoding="utf-8")
         stderr.print(f"wrote {html} ({len(verdicts)} verdicts)", highlight=False)
-        return
+        raise typer.Exit(ExitCode.INCOMPLETE if skipped else ExitCode.OK)
     rows = rates(verdicts, keys)
     comparisons = compare_models(verdicts, *compare) if compare else []
     agreement = judge_agreement(verdicts, keys)
     if as_json:
         typer.echo(report_json(rows, comparisons, agreement))
-        return
+        raise typer.Exit(ExitCode.INCOMPLETE if skipped else ExitCode.OK)
     from judge.views.tables import comparison_lines, judge_agreement_tables, rates_table
 
     out = stdout_console()
@@ -108,3 +119,5 @@ def report(
         out.print(line)
     for table in judge_agreement_tables(agreement):
         out.print(table)
+    if skipped:
+        raise typer.Exit(ExitCode.INCOMPLETE)
