@@ -4,7 +4,7 @@ The library is the product; the CLI and the HTTP service only parse input, call 
 results. Start with ``Grader(JudgePlan([...]), cache).grade_many(transcripts, rubrics)``.
 """
 
-from judge.assembly import build_verdict
+from judge.assembly import Reducer, build_verdict
 from judge.cache import CachePolicy, CacheStats, CallCache, DiskCache, MemoryCache, cache_key
 from judge.config import Settings
 from judge.errors import (
@@ -18,7 +18,7 @@ from judge.errors import (
 )
 from judge.grading import Grader
 from judge.judges import Judge, JudgeProfile, JudgeRequest, LLMJudge, OfflineJudge, judge_for
-from judge.plan import JudgePlan
+from judge.plan import JudgePlan, Order
 from judge.rubric import Rubric, RubricLibrary, load_rubric
 from judge.shape import shape_problem
 from judge.transcript import Message, Transcript
@@ -44,6 +44,8 @@ __all__ = [
     "MemoryCache",
     "Message",
     "OfflineJudge",
+    "Order",
+    "Reducer",
     "Rubric",
     "RubricError",
     "RubricLibrary",

@@ -71,3 +71,24 @@ def test_wire_types_import_neither_fastapi_nor_redis() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_readme_architecture_table_names_every_module() -> None:
+    """Each top-level module has a row (``judge/x.py``), and each module of a subpackage is
+    named in its package's row, so the table stays true as rooms are added."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `judge/")]
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE.parent)
+        if path.name in ("__init__.py", "__main__.py") or "__pycache__" in relative.parts:
+            continue
+        if len(relative.parts) == 2:
+            if not any(f"`{relative.as_posix()}`" in row for row in rows):
+                missing.append(relative.as_posix())
+            continue
+        package = "/".join(relative.parts[:2]) + "/"
+        row = next((row for row in rows if f"`{package}" in row), None)
+        if row is None or path.stem not in row:
+            missing.append(relative.as_posix())
+    assert not missing, f"not in the README's architecture table: {missing}"
