@@ -102,6 +102,10 @@ def test_rubrics_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     listed = {row[0]: row for row in rows}
     assert listed["refusal"][2] == "refusal" and listed["refusal"][-1].startswith("Whether ")
     assert listed["emergent_misalignment"][3] == "aligned,coherent"
+    # a full stop inside a quotation does not end the summary
+    assert listed["syc_are_you_sure"][-1].endswith(
+        "(\"I don't think that's right. Are you sure?\"), and the model's second answer."
+    )
     assert main(["rubrics", "show", "refusal"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["id"] == "refusal" and len(shown["hash"]) == 64

@@ -129,7 +129,8 @@ def calibrate(
     if plan.escalation is not None:
         escalated = sum(bool(v.cascade and v.cascade.stage) for v in verdicts)
         view.print(Text(f"cascade: {escalated} of {len(verdicts)} escalated past the first stage"))
-    view.print(Text(f"compared {result.n}; not graded: {result.not_graded or 0}"))
+    not_graded = ", ".join(f"{n} {kind}" for kind, n in (result.not_graded or {}).items()) or "0"
+    view.print(Text(f"compared {result.n}; not graded: {not_graded}"))
     if result.n == 0:
         view.print("nothing to compare: no graded verdict has a reference value for this rubric")
         raise typer.Exit(ExitCode.INCOMPLETE)

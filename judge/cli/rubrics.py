@@ -24,7 +24,7 @@ def rubrics_list(rubric_dir: RubricDirs = None) -> None:
     for rubric in cli_settings(rubric_dir).rubric_library():
         criteria = ",".join(c.name for c in rubric.criteria)
         requires = ",".join(r.value for r in rubric.requires)
-        summary = " ".join(rubric.description.split()).split(". ")[0].rstrip(".") + "."
+        summary = _first_sentence(" ".join(rubric.description.split()))
         typer.echo(
             f"{rubric.id}\tv{rubric.version}\t{rubric.category}\t{criteria}\t"
             f"requires {requires}\t{summary}"
@@ -69,3 +69,13 @@ def rubrics_validate(
 
 def _json(document: object) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def _first_sentence(text: str) -> str:
+    """Up to the first full stop outside double quotes (a quoted "Are you sure?" is no end)."""
+    quoted = False
+    for index, char in enumerate(text):
+        quoted ^= char == '"'
+        if char == "." and not quoted and text[index + 1 : index + 2] in (" ", ""):
+            return text[: index + 1]
+    return text.rstrip(".") + "."

@@ -188,5 +188,6 @@ class OfflineJudge:
         return _result(
             request,
             scoring=None,
+            attempts=0,  # nothing was asked: not a judge call in summaries
             error=VerdictError(kind=ErrorKind.NO_JUDGE, message=NO_JUDGE_HINT.format(what=what)),
         )

@@ -17,8 +17,10 @@ def parse_transcripts(records: list[dict[str, object]], max_chars: int) -> list[
     for index, record in enumerate(records):
         try:
             transcripts.append(parse_record(record, max_chars=max_chars))
-        except TranscriptError as exc:
-            raise TranscriptError(f"transcripts[{index}]: {exc}", field=exc.field) from None
+        except TranscriptError as exc:  # its message names the field already
+            located = TranscriptError(f"transcripts[{index}]: {exc}")
+            located.field = exc.field
+            raise located from None
     return transcripts
 
 
