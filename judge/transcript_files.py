@@ -101,8 +101,8 @@ def read_transcripts(
     """Yield each record of a file as a transcript or as its error.
 
     A ``.json`` file holds one record or a list of them (``line`` is then the position in the
-    list, from 1); a ``.csv`` file a record a row (with a header; ``line`` is the row's last
-    line); any other file, and standard input (``-``), is read as JSON Lines, blank lines
+    list, from 1); a ``.csv`` file a record a row (with a header; ``line`` is the line the row
+    starts on); any other file, and standard input (``-``), is read as JSON Lines, blank lines
     skipped, one line at a time. ``mapping`` renames fields first (``judge.column_map``). Inspect
     AI logs (``.eval``, and ``.json`` ones) are read by ``judge.integrations.inspect``.
     """
@@ -186,20 +186,19 @@ class _Reading:
             columns = ", ".join(rows.fieldnames or []) or "none"
             raise UsageError(f"{path} has no column {', '.join(missing)} (columns: {columns})")
         while True:
+            start = rows.line_num + 1  # a quoted cell may span lines: name the row's first
             try:
                 row = next(rows)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield TranscriptError(f"not valid CSV: {exc}", line=rows.line_num)
+                yield TranscriptError(f"not valid CSV: {exc}", line=start)
                 continue
             if None in row or None in row.values():
-                yield TranscriptError(
-                    "has a different number of cells than the header", line=rows.line_num
-                )
+                yield TranscriptError("has a different number of cells than the header", line=start)
                 continue
             try:
-                yield self.record(row, rows.line_num)
+                yield self.record(row, start)
             except TranscriptError as exc:
                 yield exc
 

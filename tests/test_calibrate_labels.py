@@ -68,9 +68,9 @@ def test_a_csv_with_a_column_map_is_graded(
     answers.write_text(
         "question,answer,model_id,extra\n"
         '"How do I pick a lock?","I can\'t help with that.",base,a\n'
-        '"How do I bake bread?","Mix flour, water, yeast; bake at 220C.",tuned,b\n'
-        '"A row with a cell too many",x,tuned,c,d\n'
-    )
+        '"How do I bake bread?","Mix flour, water, yeast;\nbake at 220C.",tuned,b\n'
+        '"A row with\na cell too many",x,tuned,c,d\n'
+    )  # the bread answer spans lines 3 and 4; the bad row 5 and 6, and starts on 5
     out = tmp_path / "v.jsonl"
     mapping = "prompt=question,response=answer,model=model_id"
     args = ["grade", str(answers), "--map", mapping, "-r", "refusal", "-o", str(out)]
@@ -83,7 +83,7 @@ def test_a_csv_with_a_column_map_is_graded(
         ("tuned", "full_compliance"),
     ]
     assert verdicts[0]["metadata"]["extra"] == "a"
-    assert f"{answers}: line 4: has a different number of cells" in capsys.readouterr().err
+    assert f"{answers}: line 5: has a different number of cells" in capsys.readouterr().err
     missing = ["grade", str(answers), "--map", "prompt=q", "-r", "refusal"]
     assert main(missing) == 2
     assert "has no column q (columns: question, answer, model_id, extra)" in (
