@@ -21,6 +21,8 @@ PUBLIC = [
     "MemoryCache",
     "Message",
     "OfflineJudge",
+    "Order",
+    "Reducer",
     "Rubric",
     "RubricError",
     "RubricLibrary",
