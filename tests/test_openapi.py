@@ -137,3 +137,24 @@ async def test_the_docs_page_needs_no_network(client: httpx.AsyncClient) -> None
     assert script.startswith("/static-offline-docs/")
     bundle = await client.get(script)
     assert bundle.status_code == 200 and len(bundle.content) > 500_000
+
+
+async def test_every_reference_in_the_document_resolves(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    refs: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for child in node.values():
+                collect(child)
+        elif isinstance(node, list):
+            for child in node:
+                collect(child)
+
+    collect(spec)
+    schemas = spec["components"]["schemas"]
+    prefix = "#/components/schemas/"
+    assert len(refs) > 20 and all(ref.startswith(prefix) for ref in refs)
+    assert sorted({ref for ref in refs if ref.removeprefix(prefix) not in schemas}) == []

@@ -1,6 +1,6 @@
 """Every shipped rubric, every decision path, through the LLM judge and the fake server.
 
-Expected flags are written out by hand from CATEGORIES.md, not computed from the rubric, so a
+Expected flags are written out by hand from docs/categories.md, not computed from the rubric, so a
 wrong decision rule in a rubric file fails here.
 """
 

@@ -136,7 +136,7 @@ async def delete_job(job_id: JobId, state: State) -> Response:
         200: {
             "description": "One verdict a line (NDJSON), in a fixed order",
             "content": {
-                "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Verdict"}}
+                "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Verdict-Output"}}
             },
         },
         **errors(404, 422, 503),
