@@ -12,7 +12,7 @@ from judge.config import Settings
 from judge.grading import Grader
 from judge.jobs.runner import JobRunner
 from judge.jobs.sqlite_store import SqliteJobStore
-from judge.jobs.store import JobSpec
+from judge.jobs.store import JobSpec, create_job
 from judge.plan import JudgePlan
 from judge.rubric import Rubric, RubricLibrary
 from judge.selection import GraderPool, JudgeSelection
@@ -42,7 +42,7 @@ async def test_calls_keep_flowing_across_the_chunks_a_job_is_read_in(
     store = SqliteJobStore(tmp_path / "jobs.sqlite3")
     transcripts = [Transcript.from_prompt(f"q{i}", f"a{i}", id=f"t{i}") for i in range(10)]
     spec = JobSpec(rubrics=["refusal"])
-    job, _ = store.create(spec, transcripts, [refusal], request_hash="h", idempotency_key=None)
+    job, _ = create_job(store, spec, transcripts, [refusal], request_hash="h", idempotency_key=None)
     runner = JobRunner(store, ScriptedPool(grader), library, lease_seconds=30, chunk_size=3)
 
     assert await runner.run_job(job.id) == "succeeded"
@@ -74,7 +74,7 @@ async def test_a_store_outage_leaves_the_job_to_be_resumed_not_failed(
     store = FlakyStore(tmp_path / "jobs.sqlite3")
     transcripts = [Transcript.from_prompt(f"q{i}", f"a{i}", id=f"t{i}") for i in range(3)]
     spec = JobSpec(rubrics=["refusal"])
-    job, _ = store.create(spec, transcripts, [refusal], request_hash="h", idempotency_key=None)
+    job, _ = create_job(store, spec, transcripts, [refusal], request_hash="h", idempotency_key=None)
     runner = JobRunner(store, ScriptedPool(grader), library, lease_seconds=30)
 
     with pytest.raises(sqlite3.OperationalError):

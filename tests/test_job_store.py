@@ -12,7 +12,7 @@ import pytest
 from judge.errors import ConflictError, NotFoundError
 from judge.jobs.redis_store import RedisJobStore
 from judge.jobs.sqlite_store import SqliteJobStore
-from judge.jobs.store import JobSpec, JobState, JobStore
+from judge.jobs.store import JobSpec, JobState, JobStore, create_job
 from judge.rubric import Rubric
 from judge.transcript import Transcript
 from judge.verdict import RubricRef, Status, Verdict
@@ -37,8 +37,8 @@ def _create(
     store: JobStore, refusal: Rubric, *, key: str | None = None, request_hash: str = "h1"
 ) -> tuple[str, bool]:
     spec = JobSpec(rubrics=["refusal"])
-    job, created = store.create(
-        spec, TRANSCRIPTS, [refusal], request_hash=request_hash, idempotency_key=key
+    job, created = create_job(
+        store, spec, TRANSCRIPTS, [refusal], request_hash=request_hash, idempotency_key=key
     )
     return job.id, created
 

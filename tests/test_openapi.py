@@ -52,7 +52,7 @@ async def test_each_route_declares_the_statuses_it_returns(client: httpx.AsyncCl
     def statuses(path: str, method: str) -> set[str]:
         return set(paths[path][method]["responses"])
 
-    assert statuses("/v1/jobs", "post") == {"202", "409", "413", "422", "503"}
+    assert statuses("/v1/jobs", "post") == {"202", "409", "413", "415", "422", "503"}
     assert statuses("/v1/grade", "post") == {"200", "413", "422"}
     assert statuses("/v1/jobs/{job_id}", "delete") == {"204", "404", "422", "503"}
     assert statuses("/v1/jobs/{job_id}/cancel", "post") >= {"200", "404", "503"}

@@ -3,27 +3,25 @@ API replica can accept, show and stream any job and any ``judge worker`` can gra
 
 Keys (under ``prefix``): ``job:<id>`` a hash of the job's fields; ``job:<id>:transcripts`` and
 ``job:<id>:verdicts`` lists (a verdict's position is its index); ``job:<id>:pairs`` the set of
-pairs with a stored verdict; ``idempotency:<key>`` the job an Idempotency-Key made. Every write
-that depends on the lease runs in a WATCH/MULTI transaction on the job's hash, so a runner that
-lost its lease (cancelled, or taken over) stores nothing.
+pairs with a stored verdict; ``idempotency:<key>`` the job an Idempotency-Key made. A job being
+taken in is only its transcripts list, with an expiry that each batch renews (``intake_ttl``).
+Every write that depends on the lease runs in a WATCH/MULTI transaction on the job's hash, so a
+runner that lost its lease (cancelled, or taken over) stores nothing.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
 from judge.errors import ConflictError, NotFoundError
-from judge.grouping import count_units
 from judge.jobs.store import TERMINAL, JobRecord, JobSpec, JobState
-from judge.rubric import Rubric
 from judge.transcript import Transcript
 from judge.verdict import Summary, Verdict
-
-_WRITE_CHUNK = 1000
 
 
 class RedisJobStore:
@@ -31,46 +29,66 @@ class RedisJobStore:
 
     outages: tuple[type[Exception], ...] = (redis.RedisError,)
 
-    def __init__(self, url: str, prefix: str = "judge:"):
+    def __init__(self, url: str, prefix: str = "judge:", *, intake_ttl: int = 3600):
         self.url = url
         self.prefix = prefix
+        self.intake_ttl = intake_ttl
         # Any: redis-py types its sync client's replies as "reply or awaitable of reply".
         self._redis: Any = redis.Redis.from_url(url, decode_responses=True)
 
     def _job(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
 
-    def create(
+    def open_intake(self) -> str:
+        """Only an id: an intake exists as its transcripts list, which expires unless a batch
+        arrives within ``intake_ttl`` (so the intake of a process that died goes by itself)."""
+        return uuid.uuid4().hex
+
+    def add_transcripts(self, job_id: str, start: int, records: Sequence[str]) -> None:
+        if not records:
+            return
+        key = f"{self._job(job_id)}:transcripts"
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.rpush(key, *records)
+        pipe.expire(key, self.intake_ttl)
+        length, _ = pipe.execute()
+        if length != start + len(records):
+            raise NotFoundError(f"intake '{job_id}' lost transcripts (expired after a silence?)")
+
+    def commit(
         self,
+        job_id: str,
         spec: JobSpec,
-        transcripts: list[Transcript],
-        rubrics: list[Rubric],
+        total: int,
         *,
         request_hash: str,
         idempotency_key: str | None,
     ) -> tuple[JobRecord, bool]:
-        """Store a new job, or return the job an earlier request with this key created.
+        """Queue the job taken in, or (the key was used first) drop it for the earlier job.
 
-        The transcripts are written before the job's hash, which is what makes a job exist, and
-        the idempotency key last (SET NX), so two racing requests with one key make one job.
+        The job's hash, which is what makes a job exist, is written with its transcripts made
+        permanent, and the Idempotency-Key last (SET NX), so two racing requests with one key
+        make one job.
         """
         idempotency = f"{self.prefix}idempotency:{idempotency_key}"
         if idempotency_key is not None:
-            existing = self._replayed(idempotency, idempotency_key, request_hash)
+            try:
+                existing = self._replayed(idempotency, idempotency_key, request_hash)
+            except ConflictError:
+                self.discard(job_id)
+                raise
             if existing is not None:
+                self.discard(job_id)
                 return existing, False
-        job_id = uuid.uuid4().hex
         key = self._job(job_id)
-        records = [t.model_dump_json() for t in transcripts]
-        for start in range(0, len(records), _WRITE_CHUNK):
-            self._redis.rpush(f"{key}:transcripts", *records[start : start + _WRITE_CHUNK])
         now = time.time()
-        self._redis.hset(
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(
             key,
             mapping={
                 "state": JobState.QUEUED,
                 "spec": spec.model_dump_json(),
-                "total": count_units(transcripts, rubrics),
+                "total": total,
                 "summary": Summary().model_dump_json(),
                 "error": "",
                 "created_at": now,
@@ -81,12 +99,19 @@ class RedisJobStore:
                 "lease_until": 0,
             },
         )
+        pipe.persist(f"{key}:transcripts")
+        pipe.execute()
         if idempotency_key is not None and not self._redis.set(idempotency, job_id, nx=True):
             self._redis.delete(key, f"{key}:transcripts")  # lost the race: the winner's job
             existing = self._replayed(idempotency, idempotency_key, request_hash)
             assert existing is not None, "the key was set by the request that won"
             return existing, False
         return self.get(job_id), True
+
+    def discard(self, job_id: str) -> None:
+        key = self._job(job_id)
+        if not self._redis.exists(key):  # never committed: only its transcripts exist
+            self._redis.delete(f"{key}:transcripts")
 
     def _replayed(self, idempotency: str, given: str, request_hash: str) -> JobRecord | None:
         job_id = self._redis.get(idempotency)

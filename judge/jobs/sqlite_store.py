@@ -8,13 +8,11 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from judge.errors import ConflictError, NotFoundError
-from judge.grouping import count_units
 from judge.jobs.store import TERMINAL, JobRecord, JobSpec, JobState
-from judge.rubric import Rubric
 from judge.transcript import Transcript
 from judge.verdict import Summary, Verdict
 
@@ -51,6 +49,10 @@ CREATE TABLE IF NOT EXISTS job_verdicts (
 """
 
 
+_INGESTING = "ingesting"
+"""The state of a job being taken in: no reader sees it (see ``JobStore.open_intake``)."""
+
+
 class SqliteJobStore:
     """Jobs, their transcripts and their verdicts in one SQLite file (WAL mode, so several
     processes on one machine can share it). Methods are synchronous; call them in a thread."""
@@ -83,51 +85,88 @@ class SqliteJobStore:
             raise
         db.execute("COMMIT")
 
-    def create(
+    def open_intake(self) -> str:
+        """A row in state ``ingesting``, which ``get`` and ``claim`` do not see."""
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (id, request_hash, state, spec, rubrics, total, summary,"
+                " created_at, updated_at) VALUES (?, '', ?, '{}', '[]', 0, '{}', ?, ?)",
+                (job_id, _INGESTING, now, now),
+            )
+        return job_id
+
+    def add_transcripts(self, job_id: str, start: int, records: Sequence[str]) -> None:
+        with self._transaction() as db:
+            taking = db.execute(
+                "UPDATE jobs SET updated_at = ? WHERE id = ? AND state = ?",
+                (time.time(), job_id, _INGESTING),
+            ).rowcount
+            if not taking:
+                raise NotFoundError(f"no intake '{job_id}' (pruned after a long silence?)")
+            db.executemany(
+                "INSERT INTO job_transcripts (job_id, idx, record) VALUES (?, ?, ?)",
+                ((job_id, start + i, record) for i, record in enumerate(records)),
+            )
+
+    def commit(
         self,
+        job_id: str,
         spec: JobSpec,
-        transcripts: list[Transcript],
-        rubrics: list[Rubric],
+        total: int,
         *,
         request_hash: str,
         idempotency_key: str | None,
     ) -> tuple[JobRecord, bool]:
-        """Store a new job, or return the job an earlier request with this key created."""
+        """Queue the job taken in, or (the key was used first) drop it for the earlier job."""
         with self._transaction() as db:
+            row = None
             if idempotency_key is not None:
                 row = db.execute(
                     "SELECT id, request_hash FROM jobs WHERE idempotency_key = ?",
                     (idempotency_key,),
                 ).fetchone()
-                if row is not None:
-                    if row[1] != request_hash:
-                        raise ConflictError(
-                            f"Idempotency-Key '{idempotency_key}' was used for a different "
-                            "request; use a new key for a new job"
-                        )
-                    return self._get(db, row[0]), False
-            job_id = uuid.uuid4().hex
-            now = time.time()
-            db.execute(
-                "INSERT INTO jobs (id, idempotency_key, request_hash, state, spec, rubrics, total,"
-                " summary, created_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    idempotency_key,
-                    request_hash,
-                    spec.model_dump_json(),
-                    json.dumps(spec.rubrics),
-                    count_units(transcripts, rubrics),
-                    Summary().model_dump_json(),
-                    now,
-                    now,
-                ),
+            if row is None:
+                now = time.time()
+                db.execute(
+                    "UPDATE jobs SET state = 'queued', idempotency_key = ?, request_hash = ?,"
+                    " spec = ?, rubrics = ?, total = ?, summary = ?, created_at = ?,"
+                    " updated_at = ? WHERE id = ? AND state = ?",
+                    (
+                        idempotency_key,
+                        request_hash,
+                        spec.model_dump_json(),
+                        json.dumps(spec.rubrics),
+                        total,
+                        Summary().model_dump_json(),
+                        now,
+                        now,
+                        job_id,
+                        _INGESTING,
+                    ),
+                )
+                return self._get(db, job_id), True
+            self._remove(db, job_id)
+            earlier = self._get(db, row[0])
+        if row[1] != request_hash:
+            raise ConflictError(
+                f"Idempotency-Key '{idempotency_key}' was used for a different request; use a "
+                "new key for a new job"
             )
-            db.executemany(
-                "INSERT INTO job_transcripts (job_id, idx, record) VALUES (?, ?, ?)",
-                ((job_id, i, t.model_dump_json()) for i, t in enumerate(transcripts)),
-            )
-            return self._get(db, job_id), True
+        return earlier, False
+
+    def discard(self, job_id: str) -> None:
+        with self._transaction() as db:
+            if db.execute(
+                "SELECT 1 FROM jobs WHERE id = ? AND state = ?", (job_id, _INGESTING)
+            ).fetchone():
+                self._remove(db, job_id)
+
+    def _remove(self, db: sqlite3.Connection, job_id: str) -> None:
+        for table in ("job_verdicts", "job_transcripts"):
+            db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+        db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def get(self, job_id: str) -> JobRecord:
         return self._get(self._db(), job_id)
@@ -135,8 +174,8 @@ class SqliteJobStore:
     def _get(self, db: sqlite3.Connection, job_id: str) -> JobRecord:
         row = db.execute(
             "SELECT id, state, spec, rubrics, total, summary, error, created_at, updated_at"
-            " FROM jobs WHERE id = ?",
-            (job_id,),
+            " FROM jobs WHERE id = ? AND state != ?",
+            (job_id, _INGESTING),
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no job '{job_id}'")
@@ -259,9 +298,7 @@ class SqliteJobStore:
     def delete(self, job_id: str) -> None:
         with self._transaction() as db:
             self._get(db, job_id)  # NotFoundError for no such job
-            for table, column in (("job_verdicts", "job_id"), ("job_transcripts", "job_id")):
-                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
-            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            self._remove(db, job_id)
 
     def verdict_lines(self, job_id: str, cursor: int, limit: int) -> list[str]:
         """Stored verdicts from position ``cursor`` on, as JSON text, in output order."""

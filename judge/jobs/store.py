@@ -5,6 +5,11 @@ rubric_index``. A verdict is stored once per pair and gets the next *position* i
 so a client that has read N verdicts resumes with ``cursor=N`` and receives each verdict exactly
 once. A runner holds a job under a lease it renews while it works (``judge.jobs.runner``).
 
+A job is taken in before anyone sees it: ``open_intake`` starts one, ``add_transcripts`` stores
+its transcripts in batches as a request body is read, and ``commit`` queues it (or ``discard``
+drops it, when the body turned out bad: a refused request leaves no job behind). An intake whose
+process died on the way is removed by ``prune``, as are finished jobs past their retention.
+
 Two stores keep that contract: ``SqliteJobStore`` (one server; its runner polls the store) and
 ``RedisJobStore`` (replicas; ``judge worker`` processes take jobs from a queue: see
 ``judge.jobs.queue``).
@@ -12,6 +17,7 @@ Two stores keep that contract: ``SqliteJobStore`` (one server; its runner polls 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -19,6 +25,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from judge.cache import CachePolicy
+from judge.grouping import count_units
 from judge.rubric import Rubric
 from judge.selection import JudgeSelection
 from judge.transcript import Transcript
@@ -73,16 +80,30 @@ class JobStore(Protocol):
     """Errors that mean the store is unreachable for now: a job they interrupt is left as it is
     (to be resumed), not failed."""
 
-    def create(
+    def open_intake(self) -> str:
+        """The id of a new job that nobody sees until it is committed."""
+        ...
+
+    def add_transcripts(self, job_id: str, start: int, records: Sequence[str]) -> None:
+        """Store transcripts (``Transcript`` JSON) of an intake at indices ``start``, ...."""
+        ...
+
+    def commit(
         self,
+        job_id: str,
         spec: JobSpec,
-        transcripts: list[Transcript],
-        rubrics: list[Rubric],
+        total: int,
         *,
         request_hash: str,
         idempotency_key: str | None,
     ) -> tuple[JobRecord, bool]:
-        """Store a new job (True), or return the job an earlier request with this key made."""
+        """Queue the job taken in (True); or, if an earlier request made a job with this
+        Idempotency-Key, drop this one and return that one (False; ``ConflictError`` if that
+        request was a different one)."""
+        ...
+
+    def discard(self, job_id: str) -> None:
+        """Drop an intake and what it stored."""
         ...
 
     def get(self, job_id: str) -> JobRecord: ...
@@ -122,6 +143,31 @@ class JobStore(Protocol):
     def ping(self) -> bool: ...
 
     def close(self) -> None: ...
+
+
+def create_job(
+    store: JobStore,
+    spec: JobSpec,
+    transcripts: Sequence[Transcript],
+    rubrics: Sequence[Rubric],
+    *,
+    request_hash: str,
+    idempotency_key: str | None,
+    batch: int = 1000,
+) -> tuple[JobRecord, bool]:
+    """A job from transcripts already in memory, in one call (an intake, committed)."""
+    job_id = store.open_intake()
+    try:
+        for start in range(0, len(transcripts), batch):
+            chunk = [t.model_dump_json() for t in transcripts[start : start + batch]]
+            store.add_transcripts(job_id, start, chunk)
+        total = count_units(transcripts, rubrics)
+        return store.commit(
+            job_id, spec, total, request_hash=request_hash, idempotency_key=idempotency_key
+        )
+    except BaseException:
+        store.discard(job_id)
+        raise
 
 
 class PollingJobStore(JobStore, Protocol):

@@ -18,7 +18,9 @@ def parse_transcripts(records: list[dict[str, object]], max_chars: int) -> list[
         try:
             transcripts.append(parse_record(record, max_chars=max_chars))
         except TranscriptError as exc:
-            raise TranscriptError(f"transcripts[{index}]: {exc}", field=exc.field) from None
+            located = TranscriptError(f"transcripts[{index}]: {exc}")  # exc names the field
+            located.field = exc.field
+            raise located from None
     return transcripts
 
 

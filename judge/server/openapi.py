@@ -6,11 +6,13 @@ FastAPI's document is the start. This module then (1) gives every 4xx and 5xx it
 (2) names the rubrics, profiles and models this server has (a request may name no other);
 (3) states the rules ``judge.json_input`` and ``parse_record`` enforce on transcript records
 (text without control characters, numbers within ``MAX_NUMBER``) and on any JSON value (numbers
-within it); (4) declares the bearer key and its 401 only when keys are configured.
+within it); (4) declares the bearer key and its 401 only when keys are configured; (5) names the
+parts of an NDJSON job body (``JobSpec``, ``TranscriptRecord``: ``routes/jobs.py``).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from judge.config import Settings
+from judge.jobs.store import JobSpec
 from judge.json_input import MAX_NUMBER
 from judge.judges import OFFLINE_MODEL
 from judge.server.auth import is_public
@@ -30,6 +33,7 @@ ERRORS: dict[int, str] = {
     404: "No such job or rubric.",
     409: "The Idempotency-Key was used for a different request.",
     413: "The body or the batch is over a limit; the detail names it and what to do instead.",
+    415: "The body is of a type this operation does not take (the detail names those it does).",
     422: "Invalid input: the detail and `errors` name each field (a transcript by its index).",
     503: "The job store or queue (Redis) is unavailable: retry after `Retry-After` seconds.",
 }
@@ -59,7 +63,11 @@ def document(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
             )
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
             _problems(spec, schemas)
+            schemas["JobSpec"] = JobSpec.model_json_schema(ref_template=SCHEMAS + "{model}")
+            schemas["JobSpec"].pop("$defs", None)  # the same models GradeCreate refers to
             _json_values(schemas)
+            transcripts = schemas["GradeCreate"]["properties"]["transcripts"]
+            schemas["TranscriptRecord"] = copy.deepcopy(transcripts["items"])  # an NDJSON line
             _choices(schemas, settings)
             if settings.api_keys:
                 _bearer(spec)

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from judge.errors import NotFoundError, TooLargeError
+from judge.errors import NotFoundError
 from judge.jobs.store import TERMINAL
 from judge.server.dependencies import State
-from judge.server.intake import parse_transcripts, rubrics_for
+from judge.server.job_intake import JSON, NDJSON, body_kind, take_in
 from judge.server.json_route import StrictJSONRoute
 from judge.server.openapi import errors
 from judge.server.state import ServerState
-from judge.wire import GradeCreate, JobPublic
+from judge.wire import JobPublic
 
 router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
 
@@ -28,42 +27,51 @@ MAX_CURSOR = 2**53
 """Far past any job (max_job_pairs bounds a job), and within every integer a store keeps."""
 
 
+JOB_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {"schema": {"$ref": "#/components/schemas/GradeCreate"}},
+            NDJSON: {
+                "schema": {
+                    "type": "array",
+                    "description": "One JSON value a line: the job spec (the JSON body without "
+                    "its transcripts) on the first, then a transcript record a line. Read as "
+                    "it arrives, so a body of any size takes flat memory.",
+                    "prefixItems": [{"$ref": "#/components/schemas/JobSpec"}],
+                    "items": {
+                        "$ref": "#/components/schemas/GradeCreate/properties/transcripts/items"
+                    },
+                    "minItems": 2,
+                }
+            },
+        },
+    }
+}
+"""The body ``take_in`` reads, as FastAPI cannot see it (the route reads the stream itself)."""
+
+
 @router.post(
     "/v1/jobs",
     status_code=202,
+    openapi_extra=JOB_BODY,
     responses={
         202: {
             "headers": {"Location": {"description": "The job's URL", "schema": {"type": "string"}}}
         },
-        **errors(409, 413, 422, 503),
+        **errors(409, 413, 415, 422, 503),
     },
 )
 async def create_job(
-    body: GradeCreate,
+    request: Request,
     state: State,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobPublic:
-    """Queue a batch of any size; poll it, stream its verdicts, or cancel it."""
-    pairs = len(body.transcripts) * len(dict.fromkeys(body.rubrics))
-    if pairs > state.settings.max_job_pairs:
-        raise TooLargeError(
-            f"{pairs} (transcript, rubric) pairs; a job takes at most "
-            f"{state.settings.max_job_pairs}: split the batch into several jobs"
-        )
-    body = body.model_copy(update={"rubrics": list(dict.fromkeys(body.rubrics))})
-    rubrics = rubrics_for(state, body.rubrics)
-    state.pool.names(body.judge)
-    transcripts = parse_transcripts(body.transcripts, state.settings.max_transcript_chars)
-    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    job, created = await asyncio.to_thread(
-        state.store.create,
-        body.spec(),
-        transcripts,
-        rubrics,
-        request_hash=request_hash,
-        idempotency_key=idempotency_key,
-    )
+    """Queue a batch of any size (JSON, or NDJSON: the spec, then a transcript a line); poll
+    it, stream its verdicts, or cancel it."""
+    kind = body_kind(request.headers.get("content-type"))
+    job, created = await take_in(state, kind, request.stream(), idempotency_key)
     if job.state not in TERMINAL:
         await state.dispatch.submitted(job.id)
     response.headers["location"] = f"/v1/jobs/{job.id}"
