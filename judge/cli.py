@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Annotated, TypeVar
@@ -545,7 +545,18 @@ def worker() -> None:
         raise UsageError("judge worker needs JUDGE_QUEUE_URL=redis://host:port/db (the job queue)")
     _check_configuration(settings)
     logging.config.dictConfig(LOG_CONFIG)
-    asyncio.run(run_worker(settings))
+    with asyncio.Runner(loop_factory=_fast_loop()) as runner:
+        runner.run(run_worker(settings))
+
+
+def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (uvicorn runs ``judge serve`` on it too): a
+    worker's event loop and Redis client cost less CPU per verdict on it."""
+    try:
+        import uvloop
+    except ImportError:  # not on Windows
+        return None
+    return uvloop.new_event_loop
 
 
 def _check_configuration(settings: Settings) -> None:
