@@ -19,7 +19,7 @@ from saq.types import Context, PartialTimersDict
 from judge.cache import CallCache
 from judge.config import Settings
 from judge.errors import NotFoundError
-from judge.heap import freeze_long_lived
+from judge.heap import collect_seldom, freeze_long_lived
 from judge.jobs.redis_store import RedisJobStore
 from judge.jobs.runner import JobRunner
 from judge.metrics import Metrics
@@ -91,6 +91,7 @@ async def run_worker(settings: Settings) -> None:
         ctx["cache"], ctx["store"], ctx["pool"] = cache, store, pool
         ctx["runner"] = JobRunner(store, pool, library, lease_seconds=settings.job_lease_seconds)
         freeze_long_lived()
+        collect_seldom()
         logger.info("worker ready: %d rubrics, cache %s", len(library), type(cache).__name__)
 
     async def shutdown(ctx: WorkerContext) -> None:

@@ -35,7 +35,7 @@ from judge.errors import (
     TranscriptError,
     UsageError,
 )
-from judge.heap import freeze_long_lived
+from judge.heap import collect_seldom, freeze_long_lived
 from judge.jobs.dispatch import JobDispatch, LocalDispatch
 from judge.jobs.queue import QueueDispatch
 from judge.jobs.redis_store import RedisJobStore
@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
             store, dispatch = local, LocalDispatch(runner)
         app.state.judge = ServerState(settings, library, cache, store, pool, dispatch, metrics)
         freeze_long_lived()  # imports, rubrics, app: what the server keeps till it stops
+        collect_seldom()
         try:
             yield
         finally:
