@@ -9,6 +9,7 @@ instructions to the judge.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from string import Template
 from typing import Any
 
@@ -87,6 +88,15 @@ def _output_format(rubric: Rubric) -> str:
 _EXAMPLES: dict[str, str] = {}
 """Rendered few-shot examples by rubric content hash: they are the same for every call."""
 
+_RUBRIC_TEXT: dict[tuple[Any, ...], str] = {}
+"""The other parts of a prompt that depend on the rubric alone, by its content hash."""
+
+
+def _once(key: tuple[Any, ...], render: Callable[[Any], str], of: Any) -> str:
+    if key not in _RUBRIC_TEXT:
+        _RUBRIC_TEXT[key] = render(of)
+    return _RUBRIC_TEXT[key]
+
 
 def _examples_text(rubric: Rubric) -> str:
     if rubric.content_hash not in _EXAMPLES:
@@ -106,18 +116,33 @@ def _render_examples(rubric: Rubric) -> str:
     return "Worked examples:\n\n" + "\n\n".join(parts)
 
 
+class _Fields(dict[str, str]):
+    """A prompt template's fields, each rendered when the template first names it (a template
+    names a few of them; rendering and neutralizing the others would be wasted)."""
+
+    def __init__(self, rubric: Rubric, subject: Subject, criteria: tuple[Criterion, ...]):
+        super().__init__()
+        first = subject.members[0] if isinstance(subject, TranscriptGroup) else subject
+        self._make: dict[str, Callable[[], str]] = {
+            "transcript": lambda: render_transcript(subject),
+            "question": lambda: neutralize(first.last_text("user")),
+            "answer": lambda: neutralize(first.last_text("assistant")),
+            "system_prompt": lambda: neutralize(first.system_prompt or ""),
+            "reference": lambda: neutralize(str(first.metadata.get("gold", "(none given)"))),
+            "criteria": lambda: _once(
+                ("criteria", rubric.content_hash, criteria), _criteria_text, criteria
+            ),
+            "output_format": lambda: _once(("format", rubric.content_hash), _output_format, rubric),
+            "examples": lambda: _examples_text(rubric),
+        }
+
+    def __missing__(self, name: str) -> str:
+        value = self[name] = self._make[name]()
+        return value
+
+
 def _fields(rubric: Rubric, subject: Subject, criteria: tuple[Criterion, ...]) -> dict[str, str]:
-    first = subject.members[0] if isinstance(subject, TranscriptGroup) else subject
-    return {
-        "transcript": render_transcript(subject),
-        "question": neutralize(first.last_text("user")),
-        "answer": neutralize(first.last_text("assistant")),
-        "system_prompt": neutralize(first.system_prompt or ""),
-        "reference": neutralize(str(first.metadata.get("gold", "(none given)"))),
-        "criteria": _criteria_text(criteria),
-        "output_format": _output_format(rubric),
-        "examples": _examples_text(rubric),
-    }
+    return _Fields(rubric, subject, criteria)
 
 
 def example_subject(record: dict[str, Any] | list[dict[str, Any]]) -> Subject:
