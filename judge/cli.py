@@ -51,6 +51,8 @@ rubrics_app = typer.Typer(help="List, show and validate rubrics.", no_args_is_he
 cache_app = typer.Typer(help="Inspect or clear the verdict cache.", no_args_is_help=True)
 app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
+jobs_app = typer.Typer(help="Look after the job store.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 stderr = Console(stderr=True, soft_wrap=True)
 
@@ -651,6 +653,34 @@ def cache_clear(
         typer.echo(f"cleared {cache.clear()} entries")
     finally:
         asyncio.run(cache.close())
+
+
+@jobs_app.command("prune")
+def jobs_prune(
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than",
+            min=0,
+            metavar="SECONDS",
+            help="Remove jobs finished more than SECONDS ago (default: JUDGE_JOB_TTL).",
+        ),
+    ] = None,
+) -> None:
+    """Remove finished jobs with their transcripts and verdicts (the verdict cache stays), from
+    the job store JUDGE_* names: SQLite under JUDGE_STATE_DIR, or Redis at JUDGE_QUEUE_URL."""
+    from judge.jobs.retention import job_store, prune
+
+    settings = _load_settings()
+    ttl = older_than if older_than is not None else settings.job_ttl
+    if ttl is None:
+        raise UsageError("give --older-than SECONDS, or set JUDGE_JOB_TTL")
+    store = job_store(settings)
+    try:
+        removed = prune(store, ttl)
+    finally:
+        store.close()
+    typer.echo(f"removed {removed} jobs finished more than {ttl:g} s ago")
 
 
 def _json(document: object) -> str:

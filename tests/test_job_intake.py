@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -65,30 +64,29 @@ class Served:
         return int(jobs + transcripts)
 
 
-@pytest.fixture
-def redis_db(request: pytest.FixtureRequest) -> Iterator[str]:
-    url = urlunsplit(urlsplit(request.getfixturevalue("redis_url"))._replace(path="/8"))
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+async def serve(
+    request: pytest.FixtureRequest, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[Served]:
+    """The app on the store ``request.param`` names (``sqlite`` or ``redis``)."""
     queue_url = request.getfixturevalue("redis_db") if request.param == "redis" else None
     settings = Settings(
         cache_dir=tmp_path / "cache",
         state_dir=tmp_path / "state",
         queue_url=queue_url,
         max_transcript_chars=1000,
+        **overrides,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://judge") as client:
             yield Served(app, client, settings)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+    async for served in serve(request, tmp_path):
+        yield served
 
 
 async def chunked(data: bytes, size: int = 16384) -> AsyncIterator[bytes]:

@@ -141,3 +141,50 @@ def test_a_deleted_job_is_gone_with_its_key_and_its_runner_stores_nothing(
     assert created and again != job_id  # the key may be used for a new job
     with pytest.raises(NotFoundError):
         store.delete(job_id)
+
+
+def test_prune_removes_jobs_finished_before_the_time_and_nothing_else(
+    store: JobStore, refusal: Rubric
+) -> None:
+    succeeded, _ = _create(store, refusal, key="old-1")
+    store.claim_job(succeeded, "a", 30)
+    assert store.add_verdicts(succeeded, "a", [(0, _verdict("t0", True))])
+    store.finish(succeeded, "a", JobState.SUCCEEDED)
+    cancelled, _ = _create(store, refusal)
+    store.cancel(cancelled)
+    queued, _ = _create(store, refusal)
+    running, _ = _create(store, refusal)
+    store.claim_job(running, "b", 30)
+    finished_at = time.time()
+
+    assert store.prune(finished_at - 60, intakes_before=0) == 0  # not that old yet
+    assert store.prune(finished_at + 1, intakes_before=0) == 2
+
+    for gone in (succeeded, cancelled):
+        with pytest.raises(NotFoundError):
+            store.get(gone)
+        assert store.transcripts(gone, 0, 10) == [] and store.verdict_lines(gone, 0, 10) == []
+    assert {store.get(queued).state, store.get(running).state} == {"queued", "running"}
+    again, created = _create(store, refusal, key="old-1", request_hash="other")
+    assert created and again != succeeded  # its Idempotency-Key went with it
+    assert store.prune(time.time() + 1, intakes_before=0) == 0
+
+
+def test_an_abandoned_intake_is_removed(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    sqlite = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    left = sqlite.open_intake()
+    sqlite.add_transcripts(left, 0, [t.model_dump_json() for t in TRANSCRIPTS])
+    assert sqlite.prune(0, intakes_before=time.time() - 60) == 0
+    assert len(sqlite.transcripts(left, 0, 10)) == 5  # still being taken in, maybe
+    sqlite.prune(0, intakes_before=time.time() + 1)
+    assert sqlite.transcripts(left, 0, 10) == []
+    sqlite.close()
+
+    url = request.getfixturevalue("redis_url")
+    redis_store = RedisJobStore(url, prefix=f"judge-test-{uuid.uuid4().hex}:", intake_ttl=1)
+    left = redis_store.open_intake()
+    redis_store.add_transcripts(left, 0, [t.model_dump_json() for t in TRANSCRIPTS])
+    assert len(redis_store.transcripts(left, 0, 10)) == 5
+    time.sleep(1.2)
+    assert redis_store.transcripts(left, 0, 10) == []  # its expiry did it
+    redis_store.close()

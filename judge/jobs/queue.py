@@ -21,6 +21,7 @@ from judge.config import Settings
 from judge.errors import NotFoundError
 from judge.heap import collect_seldom, freeze_long_lived
 from judge.jobs.redis_store import RedisJobStore
+from judge.jobs.retention import prune_forever
 from judge.jobs.runner import JobRunner
 from judge.metrics import Metrics
 from judge.selection import GraderPool
@@ -32,6 +33,7 @@ class WorkerContext(Context, total=False):
     """What a worker's tasks share: its runner, and what to close when it stops."""
 
     runner: JobRunner
+    pruning: asyncio.Task[None]
     pool: GraderPool
     cache: CallCache
     store: RedisJobStore
@@ -90,11 +92,18 @@ async def run_worker(settings: Settings) -> None:
             start_http_server(settings.worker_metrics_port, registry=metrics.registry)
         ctx["cache"], ctx["store"], ctx["pool"] = cache, store, pool
         ctx["runner"] = JobRunner(store, pool, library, lease_seconds=settings.job_lease_seconds)
+        if settings.job_ttl is not None:
+            ctx["pruning"] = asyncio.create_task(prune_forever(store, settings.job_ttl))
         freeze_long_lived()
         collect_seldom()
         logger.info("worker ready: %d rubrics, cache %s", len(library), type(cache).__name__)
 
     async def shutdown(ctx: WorkerContext) -> None:
+        pruning = ctx.get("pruning")
+        if pruning is not None:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
         ctx["store"].close()
         await ctx["pool"].aclose()
         await ctx["cache"].close()

@@ -4,13 +4,15 @@ API replica can accept, show and stream any job and any ``judge worker`` can gra
 Keys (under ``prefix``): ``job:<id>`` a hash of the job's fields; ``job:<id>:transcripts`` and
 ``job:<id>:verdicts`` lists (a verdict's position is its index); ``job:<id>:pairs`` the set of
 pairs with a stored verdict; ``idempotency:<key>`` the job an Idempotency-Key made. A job being
-taken in is only its transcripts list, with an expiry that each batch renews (``intake_ttl``).
+taken in is only its transcripts list, with an expiry that each batch renews (``intake_ttl``);
+``finished`` is a sorted set of finished jobs by the time they finished (for ``prune``).
 Every write that depends on the lease runs in a WATCH/MULTI transaction on the job's hash, so a
 runner that lost its lease (cancelled, or taken over) stores nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -33,6 +35,7 @@ class RedisJobStore:
         self.url = url
         self.prefix = prefix
         self.intake_ttl = intake_ttl
+        self._finished = f"{prefix}finished"
         # Any: redis-py types its sync client's replies as "reply or awaitable of reply".
         self._redis: Any = redis.Redis.from_url(url, decode_responses=True)
 
@@ -214,6 +217,7 @@ class RedisJobStore:
                 return
             pipe.multi()
             pipe.hset(key, mapping=_released(state, error))
+            pipe.zadd(self._finished, {job_id: time.time()})
 
         self._redis.transaction(finish, key)
 
@@ -225,6 +229,7 @@ class RedisJobStore:
                 return
             pipe.multi()
             pipe.hset(key, mapping=_released(JobState.CANCELLED, None))
+            pipe.zadd(self._finished, {job_id: time.time()})
 
         self._redis.transaction(cancel, key)
         return self.get(job_id)
@@ -237,7 +242,24 @@ class RedisJobStore:
         doomed = [key, f"{key}:transcripts", f"{key}:verdicts", f"{key}:pairs"]
         if idempotency_key:
             doomed.append(f"{self.prefix}idempotency:{idempotency_key}")
-        self._redis.delete(*doomed)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(*doomed)
+        pipe.zrem(self._finished, job_id)
+        pipe.execute()
+
+    def prune(self, finished_before: float, *, intakes_before: float) -> int:
+        """Finished jobs before the time, found by the time they finished (``finished``);
+        intakes need nothing: theirs expire (``intake_ttl``)."""
+        removed = 0
+        while batch := self._redis.zrangebyscore(
+            self._finished, "-inf", f"({finished_before}", start=0, num=500
+        ):
+            for job_id in batch:
+                with contextlib.suppress(NotFoundError):
+                    self.delete(job_id)
+                    removed += 1
+                self._redis.zrem(self._finished, job_id)
+        return removed
 
     def verdict_lines(self, job_id: str, cursor: int, limit: int) -> list[str]:
         """Stored verdicts from position ``cursor`` on, as JSON text, in output order."""

@@ -300,6 +300,23 @@ class SqliteJobStore:
             self._get(db, job_id)  # NotFoundError for no such job
             self._remove(db, job_id)
 
+    def prune(self, finished_before: float, *, intakes_before: float) -> int:
+        """Finished jobs before the time, and intakes silent since theirs, one transaction each
+        (a job's rows go at once, and no writer waits long)."""
+        rows = (
+            self._db()
+            .execute(
+                "SELECT id, state FROM jobs WHERE (state IN (?, ?, ?) AND updated_at < ?)"
+                " OR (state = ? AND updated_at < ?)",
+                (*TERMINAL, finished_before, _INGESTING, intakes_before),
+            )
+            .fetchall()
+        )
+        for job_id, _ in rows:
+            with self._transaction() as db:
+                self._remove(db, job_id)
+        return sum(1 for _, state in rows if state != _INGESTING)
+
     def verdict_lines(self, job_id: str, cursor: int, limit: int) -> list[str]:
         """Stored verdicts from position ``cursor`` on, as JSON text, in output order."""
         rows = self._db().execute(
