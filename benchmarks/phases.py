@@ -31,13 +31,13 @@ PHASES: list[tuple[str, str]] = [
     ),
     (
         "storage of verdicts",
-        r"add_verdicts|\brenew\b|_VerdictWriter|JobRunner\._store|finished_pairs",
+        r"add_verdicts|_Turn\.(_store|_done|_written)|finish_part|claim_part|finished_pairs",
     ),
     ("streaming verdicts", r"_stream \(judge/server|verdict_lines|job_verdicts|StreamingResponse"),
     (
         "intake and storage of transcripts",
         r"judge/(server/(json_route|intake|body_limit)|json_input|transcript_files|wire)\.py"
-        r"|create_job|JobStore\.(create|transcripts)|JobRunner\._units|ingest|fastapi/",
+        r"|create_job|JobStore\.(create|transcripts)|_Turn\.(units|_units_of|_singles)|ingest|fastapi/",
     ),
     (
         "verdict building",

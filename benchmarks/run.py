@@ -221,11 +221,10 @@ def main() -> None:
         results["big_job"] = big_jobs(20_000 if args.quick else args.big_job)
     if "scaling" in sections:
         with fake_judge(200) as api_base:
-            results["scaling"] = jobs_bench.scaling(
-                api_base, 800 if args.quick else 3200, concurrency=16, jobs=1
-            )
+            transcripts = 1600 if args.quick else 4800
+            results["scaling"] = jobs_bench.scaling(api_base, transcripts, concurrency=16, jobs=1)
             results["scaling_two_jobs"] = jobs_bench.scaling(
-                api_base, 800 if args.quick else 3200, concurrency=16, jobs=2
+                api_base, transcripts, concurrency=16, jobs=2
             )
     args.out.write_text(json.dumps(results, indent=2))
     print(markdown(results))

@@ -33,8 +33,8 @@ async def test_the_server_prunes_a_finished_job_after_its_ttl(pruning: Served) -
     store = pruning.store
     redis = pruning.settings.queue_url is not None
     if redis:  # no worker here: finish it as one would (the SQLite server grades it itself)
-        store.claim_job(finished["id"], "worker", 30)
-        store.finish(finished["id"], "worker", JobState.SUCCEEDED)
+        store.claim_part(finished["id"], "worker", 30)
+        assert store.finish_part(finished["id"], "worker", 0) == JobState.SUCCEEDED
         unfinished = await post(pruning, ndjson(SPEC, [record(2)]), "application/x-ndjson")
 
     deadline = time.monotonic() + 10

@@ -8,11 +8,11 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from judge.errors import ConflictError, NotFoundError
-from judge.jobs.store import TERMINAL, JobRecord, JobSpec, JobState
+from judge.jobs.store import PART_SIZE, TERMINAL, JobRecord, JobShape, JobSpec, JobState
 from judge.transcript import Transcript
 from judge.verdict import Summary, Verdict
 
@@ -46,7 +46,18 @@ CREATE TABLE IF NOT EXISTS job_verdicts (
     PRIMARY KEY (job_id, pair),
     UNIQUE (job_id, position)
 );
+CREATE TABLE IF NOT EXISTS job_parts (
+    job_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    owner TEXT,
+    lease_until REAL,
+    done INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, part)
+);
 """
+_SHAPE_COLUMNS = {"transcripts": "INTEGER", "parts": "INTEGER NOT NULL DEFAULT 1",
+                  "part_size": f"INTEGER NOT NULL DEFAULT {PART_SIZE}"}  # fmt: skip
+"""Columns a database made before jobs had parts lacks (its jobs are one part each)."""
 
 
 _INGESTING = "ingesting"
@@ -63,7 +74,16 @@ class SqliteJobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
-        self._db().executescript(_SCHEMA)
+        db = self._db()
+        db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in _SHAPE_COLUMNS.items():
+            if column not in columns:
+                try:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -114,7 +134,7 @@ class SqliteJobStore:
         self,
         job_id: str,
         spec: JobSpec,
-        total: int,
+        shape: JobShape,
         *,
         request_hash: str,
         idempotency_key: str | None,
@@ -131,14 +151,18 @@ class SqliteJobStore:
                 now = time.time()
                 db.execute(
                     "UPDATE jobs SET state = 'queued', idempotency_key = ?, request_hash = ?,"
-                    " spec = ?, rubrics = ?, total = ?, summary = ?, created_at = ?,"
-                    " updated_at = ? WHERE id = ? AND state = ?",
+                    " spec = ?, rubrics = ?, total = ?, transcripts = ?, parts = ?,"
+                    " part_size = ?, summary = ?, created_at = ?, updated_at = ?"
+                    " WHERE id = ? AND state = ?",
                     (
                         idempotency_key,
                         request_hash,
                         spec.model_dump_json(),
                         json.dumps(spec.rubrics),
-                        total,
+                        shape.total,
+                        shape.transcripts,
+                        shape.parts,
+                        shape.part_size,
                         Summary().model_dump_json(),
                         now,
                         now,
@@ -164,7 +188,7 @@ class SqliteJobStore:
                 self._remove(db, job_id)
 
     def _remove(self, db: sqlite3.Connection, job_id: str) -> None:
-        for table in ("job_verdicts", "job_transcripts"):
+        for table in ("job_verdicts", "job_transcripts", "job_parts"):
             db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
         db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
@@ -173,8 +197,8 @@ class SqliteJobStore:
 
     def _get(self, db: sqlite3.Connection, job_id: str) -> JobRecord:
         row = db.execute(
-            "SELECT id, state, spec, rubrics, total, summary, error, created_at, updated_at"
-            " FROM jobs WHERE id = ? AND state != ?",
+            "SELECT id, state, spec, rubrics, total, summary, error, created_at, updated_at,"
+            " transcripts, parts, part_size FROM jobs WHERE id = ? AND state != ?",
             (job_id, _INGESTING),
         ).fetchone()
         if row is None:
@@ -189,51 +213,93 @@ class SqliteJobStore:
             error=row[6],
             created_at=row[7],
             updated_at=row[8],
+            shape=JobShape(total=row[4], transcripts=row[9], parts=row[10], part_size=row[11]),
         )
 
-    def claim(self, owner: str, lease_seconds: float) -> JobRecord | None:
-        """Lease the oldest unfinished job that nobody holds (or whose holder's lease ran out)."""
-        now = time.time()
+    def claim(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        started_only: bool = False,
+        skip: Collection[str] = (),
+    ) -> tuple[JobRecord, int] | None:
+        """Lease a free part of the oldest unfinished job (see ``JobStore``)."""
+        states = ("running",) if started_only else ("queued", "running")
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT id FROM jobs WHERE state IN ('queued', 'running')"
-                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY created_at LIMIT 1",
-                (now,),
-            ).fetchone()
-            if row is None:
-                return None
+            rows = db.execute(
+                f"SELECT id FROM jobs WHERE state IN ({', '.join('?' * len(states))})"
+                " ORDER BY created_at",
+                states,
+            ).fetchall()
+            for (job_id,) in rows:
+                if job_id not in skip and (
+                    claimed := self._claim(db, job_id, owner, lease_seconds)
+                ):
+                    return claimed
+        return None
+
+    def claim_part(
+        self, job_id: str, owner: str, lease_seconds: float
+    ) -> tuple[JobRecord, int] | None:
+        with self._transaction() as db:
+            return self._claim(db, job_id, owner, lease_seconds)
+
+    def _claim(
+        self, db: sqlite3.Connection, job_id: str, owner: str, lease_seconds: float
+    ) -> tuple[JobRecord, int] | None:
+        row = db.execute(
+            "SELECT parts FROM jobs WHERE id = ? AND state IN ('queued', 'running')", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        now = time.time()
+        taken = {
+            part
+            for part, until, done in db.execute(
+                "SELECT part, lease_until, done FROM job_parts WHERE job_id = ?", (job_id,)
+            )
+            if done or (until is not None and until >= now)
+        }
+        free = next((part for part in range(row[0]) if part not in taken), None)
+        if free is None:
+            return None
+        db.execute(
+            "INSERT INTO job_parts (job_id, part, owner, lease_until) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (job_id, part) DO UPDATE SET owner = excluded.owner,"
+            " lease_until = excluded.lease_until",
+            (job_id, free, owner, now + lease_seconds),
+        )
+        db.execute(
+            "UPDATE jobs SET state = 'running', updated_at = ? WHERE id = ? AND state = 'queued'",
+            (now, job_id),
+        )
+        return self._get(db, job_id), free
+
+    def release(self, job_id: str, owner: str) -> None:
+        with self._transaction() as db:
             db.execute(
-                "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?,"
-                " updated_at = ? WHERE id = ?",
-                (owner, now + lease_seconds, now, row[0]),
+                "UPDATE job_parts SET owner = NULL, lease_until = NULL"
+                " WHERE job_id = ? AND owner = ? AND NOT done",
+                (job_id, owner),
             )
-            return self._get(db, row[0])
 
-    def claim_job(self, job_id: str, owner: str, lease_seconds: float) -> JobRecord | None:
-        """Lease this job, unless it is finished or another runner's lease is still running."""
-        now = time.time()
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?,"
-                " updated_at = ? WHERE id = ? AND state IN ('queued', 'running')"
-                " AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
-                (owner, now + lease_seconds, now, job_id, now, owner),
-            )
-            return self._get(db, job_id) if cursor.rowcount == 1 else None
+    def _running(self, db: sqlite3.Connection, job_id: str) -> bool:
+        row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row is not None and row[0] == "running"
 
-    def renew(self, job_id: str, owner: str, lease_seconds: float) -> bool:
-        """Extend the lease; False when the job was cancelled or another runner took it."""
-        now = time.time()
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?"
-                " AND state = 'running'",
-                (now + lease_seconds, job_id, owner),
-            )
-            return cursor.rowcount == 1
+    def _holds(self, db: sqlite3.Connection, job_id: str, owner: str, part: int) -> bool:
+        row = db.execute(
+            "SELECT 1 FROM job_parts WHERE job_id = ? AND part = ? AND owner = ? AND NOT done",
+            (job_id, part, owner),
+        ).fetchone()
+        return row is not None and self._running(db, job_id)
 
-    def finished_pairs(self, job_id: str) -> set[int]:
-        rows = self._db().execute("SELECT pair FROM job_verdicts WHERE job_id = ?", (job_id,))
+    def finished_pairs(self, job_id: str, start: int, stop: int) -> set[int]:
+        rows = self._db().execute(
+            "SELECT pair FROM job_verdicts WHERE job_id = ? AND pair >= ? AND pair < ?",
+            (job_id, start, stop),
+        )
         return {row[0] for row in rows}
 
     def transcripts(self, job_id: str, start: int, limit: int) -> list[tuple[int, Transcript]]:
@@ -244,19 +310,26 @@ class SqliteJobStore:
         )
         return [(row[0], Transcript.model_validate_json(row[1])) for row in rows]
 
-    def add_verdicts(self, job_id: str, owner: str, verdicts: list[tuple[int, Verdict]]) -> bool:
-        """Store verdicts (each pair once) and update the job's counts, in one transaction.
+    def add_verdicts(
+        self,
+        job_id: str,
+        owner: str,
+        part: int,
+        verdicts: list[tuple[int, Verdict]],
+        lease_seconds: float,
+    ) -> bool:
+        """Store verdicts (each pair once), update the job's counts and extend this owner's
+        leases, in one transaction.
 
-        Returns False, storing nothing, when this runner no longer holds the job.
+        Returns False, storing nothing, when this owner no longer holds the part.
         """
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT summary FROM jobs WHERE id = ? AND lease_owner = ? AND state = 'running'",
-                (job_id, owner),
-            ).fetchone()
-            if row is None:
+            if not self._holds(db, job_id, owner, part):
                 return False
-            summary = Summary.model_validate_json(row[0])
+            (summary_json,) = db.execute(
+                "SELECT summary FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            summary = Summary.model_validate_json(summary_json)
             (last,) = db.execute(
                 "SELECT MAX(position) FROM job_verdicts WHERE job_id = ?", (job_id,)
             ).fetchone()
@@ -270,27 +343,54 @@ class SqliteJobStore:
                 if inserted:
                     position += 1
                     summary.add(verdict)
+            now = time.time()
             db.execute(
                 "UPDATE jobs SET summary = ?, updated_at = ? WHERE id = ?",
-                (summary.model_dump_json(), time.time(), job_id),
+                (summary.model_dump_json(), now, job_id),
+            )
+            db.execute(
+                "UPDATE job_parts SET lease_until = ? WHERE job_id = ? AND owner = ? AND NOT done",
+                (now + lease_seconds, job_id, owner),
             )
             return True
 
+    def finish_part(self, job_id: str, owner: str, part: int) -> JobState:
+        with self._transaction() as db:
+            if self._holds(db, job_id, owner, part):
+                db.execute(
+                    "UPDATE job_parts SET done = 1, owner = NULL, lease_until = NULL"
+                    " WHERE job_id = ? AND part = ?",
+                    (job_id, part),
+                )
+                (done,) = db.execute(
+                    "SELECT COUNT(*) FROM job_parts WHERE job_id = ? AND done", (job_id,)
+                ).fetchone()
+                if done == self._get(db, job_id).shape.parts:
+                    db.execute(
+                        "UPDATE jobs SET state = 'succeeded', updated_at = ? WHERE id = ?",
+                        (time.time(), job_id),
+                    )
+            return self._get(db, job_id).state
+
     def finish(self, job_id: str, owner: str, state: JobState, error: str | None = None) -> None:
         with self._transaction() as db:
-            db.execute(
-                "UPDATE jobs SET state = ?, error = ?, lease_owner = NULL, lease_until = NULL,"
-                " updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
-                (state, error, time.time(), job_id, owner),
-            )
+            held = db.execute(
+                "SELECT 1 FROM job_parts WHERE job_id = ? AND owner = ? AND NOT done",
+                (job_id, owner),
+            ).fetchone()
+            if held is not None:
+                db.execute(
+                    "UPDATE jobs SET state = ?, error = ?, updated_at = ?"
+                    " WHERE id = ? AND state = 'running'",
+                    (state, error, time.time(), job_id),
+                )
 
     def cancel(self, job_id: str) -> JobRecord:
         with self._transaction() as db:
             job = self._get(db, job_id)
             if job.state not in TERMINAL:
                 db.execute(
-                    "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_until = NULL,"
-                    " updated_at = ? WHERE id = ?",
+                    "UPDATE jobs SET state = 'cancelled', updated_at = ? WHERE id = ?",
                     (time.time(), job_id),
                 )
             return self._get(db, job_id)

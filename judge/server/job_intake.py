@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from judge.errors import TooLargeError, TranscriptError
-from judge.jobs.store import JobRecord, JobSpec
+from judge.jobs.store import JobRecord, JobShape, JobSpec
 from judge.json_input import JSONInputError, check, loads
 from judge.json_stream import JSONObjectStream
 from judge.rubric import Rubric
@@ -222,15 +222,14 @@ class _Intake:
             await self._flush()
         await self._written()
         singles = sum(1 for rubric in rubrics if not rubric.is_group)
-        total = self.count * singles + (len(rubrics) - singles) * (
-            len(self.groups) + self.ungrouped
-        )
+        subjects = len(self.groups) + self.ungrouped  # what a group rubric grades (grouping.py)
+        total = self.count * singles + (len(rubrics) - singles) * subjects
         request = f"{spec.model_dump_json()}\n{self.digest.hexdigest()}"
         return await asyncio.to_thread(
             self.state.store.commit,
             self.job_id,
             spec,
-            total,
+            JobShape.of(total, self.count, rubrics),
             request_hash=hashlib.sha256(request.encode()).hexdigest(),
             idempotency_key=idempotency_key,
         )
