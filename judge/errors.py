@@ -7,7 +7,8 @@
     │   ├── JudgeSpecError      a judge specification cannot be used (unknown reducer, bad model)
     │   ├── NotFoundError       no such job or rubric (HTTP 404)
     │   ├── ConflictError       an idempotency key reused for a different request (HTTP 409)
-    │   └── TooLargeError       a request over the configured limits (HTTP 413)
+    │   ├── TooLargeError       a request over the configured limits (HTTP 413)
+    │   └── BatchError          a provider batch cannot be made or used (no batch API there)
     └── JudgeCallError          one judge call failed; becomes an ``error`` verdict, never a label
 
 A ``JudgeCallError`` carries one of the verdict error kinds in ``ErrorKind`` so that aggregates can
@@ -72,6 +73,18 @@ class ConflictError(UsageError):
 
 class TooLargeError(UsageError):
     """The request is larger than this server accepts; the message names the limit."""
+
+
+class BatchError(UsageError):
+    """A provider batch cannot be made or used: the judge's provider has no batch API we support,
+    the endpoint refused a request of it, or the provider failed the batch as a whole.
+    ``transient`` says whether trying again later may help; ``status`` is the HTTP status of a
+    refused request."""
+
+    def __init__(self, message: str, *, transient: bool = False, status: int | None = None):
+        self.transient = transient
+        self.status = status
+        super().__init__(message)
 
 
 class JudgeCallError(JudgeError):

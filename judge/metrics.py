@@ -3,6 +3,7 @@ tests, never collide)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -47,6 +48,18 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            "judge_fallbacks",
+            "Calls a judge declined to grade, by that judge and the fallback that answered next.",
+            ["model", "fallback"],
+            registry=self.registry,
+        )
+        self.escalations = Counter(
+            "judge_cascade_escalations",
+            "Verdicts a cascade's first stage did not decide, by rubric.",
+            ["rubric"],
+            registry=self.registry,
+        )
         self.cost = Counter(
             "judge_cost_usd",
             "Judge spend in US dollars, by model.",
@@ -56,9 +69,16 @@ class Metrics:
 
     def observe_verdict(self, verdict: Verdict) -> None:
         self._child(self.verdicts, verdict.rubric.id, verdict.status.value).inc()
-        for call in verdict.judges:
+        if verdict.cascade and verdict.cascade.stage:
+            self._child(self.escalations, verdict.rubric.id).inc()
+        for call in verdict.calls:
+            chain = [*call.declined, call]  # each judge that declined, then whoever was asked next
+            for declined, answered in itertools.pairwise(chain):
+                self._child(self.fallbacks, declined.model, answered.model).inc()
             if call.cached:
                 self._child(self.cache, "hit").inc()
+                continue
+            if not call.attempts:  # never made (past a budget)
                 continue
             self._child(self.cache, "miss").inc()
             outcome = call.error.kind.value if call.error else "ok"

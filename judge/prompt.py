@@ -4,6 +4,11 @@ Transcript text is data: every piece of it (message text, the question and answe
 prompt, the reference answer, a group's variant names) is neutralized (``judge.neutralize``)
 before it enters a prompt, so a judged model cannot close the transcript block and write
 instructions to the judge.
+
+The shipped rubrics put everything static (instructions, criteria, output format, worked
+examples) before anything from the transcript, so every call of a rubric starts with the same
+bytes: providers that cache prompt prefixes (OpenAI by itself, Anthropic where asked with
+``cache_control``) bill that part at the cached rate. ``static_lengths`` says where it ends.
 """
 
 from __future__ import annotations
@@ -85,25 +90,6 @@ def _output_format(rubric: Rubric) -> str:
     )
 
 
-_EXAMPLES: dict[str, str] = {}
-"""Rendered few-shot examples by rubric content hash: they are the same for every call."""
-
-_RUBRIC_TEXT: dict[tuple[Any, ...], str] = {}
-"""The other parts of a prompt that depend on the rubric alone, by its content hash."""
-
-
-def _once(key: tuple[Any, ...], render: Callable[[Any], str], of: Any) -> str:
-    if key not in _RUBRIC_TEXT:
-        _RUBRIC_TEXT[key] = render(of)
-    return _RUBRIC_TEXT[key]
-
-
-def _examples_text(rubric: Rubric) -> str:
-    if rubric.content_hash not in _EXAMPLES:
-        _EXAMPLES[rubric.content_hash] = _render_examples(rubric)
-    return _EXAMPLES[rubric.content_hash]
-
-
 def _render_examples(rubric: Rubric) -> str:
     if not rubric.examples:
         return ""
@@ -117,11 +103,12 @@ def _render_examples(rubric: Rubric) -> str:
 
 
 class _Fields(dict[str, str]):
-    """A prompt template's fields, each rendered when the template first names it (a template
-    names a few of them; rendering and neutralizing the others would be wasted)."""
+    """A prompt template's fields: those from the transcript rendered when the template first
+    names them (a template names a few of them; rendering and neutralizing the others would be
+    wasted), the static ones rendered once per rubric (``_static_fields``)."""
 
-    def __init__(self, rubric: Rubric, subject: Subject, criteria: tuple[Criterion, ...]):
-        super().__init__()
+    def __init__(self, rubric: Rubric, subject: Subject, criterion: Criterion | None):
+        super().__init__(_static_fields(rubric, criterion))
         first = subject.members[0] if isinstance(subject, TranscriptGroup) else subject
         self._make: dict[str, Callable[[], str]] = {
             "transcript": lambda: render_transcript(subject),
@@ -129,11 +116,6 @@ class _Fields(dict[str, str]):
             "answer": lambda: neutralize(first.last_text("assistant")),
             "system_prompt": lambda: neutralize(first.system_prompt or ""),
             "reference": lambda: neutralize(str(first.metadata.get("gold", "(none given)"))),
-            "criteria": lambda: _once(
-                ("criteria", rubric.content_hash, criteria), _criteria_text, criteria
-            ),
-            "output_format": lambda: _once(("format", rubric.content_hash), _output_format, rubric),
-            "examples": lambda: _examples_text(rubric),
         }
 
     def __missing__(self, name: str) -> str:
@@ -141,8 +123,8 @@ class _Fields(dict[str, str]):
         return value
 
 
-def _fields(rubric: Rubric, subject: Subject, criteria: tuple[Criterion, ...]) -> dict[str, str]:
-    return _Fields(rubric, subject, criteria)
+def _fields(rubric: Rubric, subject: Subject, criterion: Criterion | None) -> dict[str, str]:
+    return _Fields(rubric, subject, criterion)
 
 
 def example_subject(record: dict[str, Any] | list[dict[str, Any]]) -> Subject:
@@ -155,7 +137,7 @@ def example_subject(record: dict[str, Any] | list[dict[str, Any]]) -> Subject:
 def render_structured(rubric: Rubric, transcript: Subject) -> ChatMessages:
     """The messages asking for one JSON reply covering all structured criteria."""
     assert rubric.prompt is not None, "validated rubrics with structured criteria have a prompt"
-    fields = _fields(rubric, transcript, rubric.structured_criteria)
+    fields = _fields(rubric, transcript, None)
     return [
         {"role": "system", "content": Template(rubric.prompt.system).substitute(fields).strip()},
         {"role": "user", "content": Template(rubric.prompt.user).substitute(fields).strip()},
@@ -165,8 +147,57 @@ def render_structured(rubric: Rubric, transcript: Subject) -> ChatMessages:
 def render_logprob(rubric: Rubric, criterion: Criterion, transcript: Subject) -> ChatMessages:
     """The single user message asking for one number (read from the first token's logprobs)."""
     assert criterion.prompt is not None, "validated logprob criteria have a prompt"
-    fields = _fields(rubric, transcript, (criterion,))
+    fields = _fields(rubric, transcript, criterion)
     return [{"role": "user", "content": Template(criterion.prompt).substitute(fields).strip()}]
+
+
+DYNAMIC_FIELDS = ("transcript", "question", "answer", "system_prompt", "reference")
+"""Template fields that come from the transcript; the others are the same for every call."""
+
+_SENTINEL = "\x00dynamic\x00"
+
+
+def static_lengths(rubric: Rubric, criterion: Criterion | None = None) -> tuple[int, ...]:
+    """For each message of the rubric's structured prompt (or of a logprob criterion's), how
+    many leading characters are the same for every transcript: the whole message while nothing
+    from the transcript has appeared yet, then up to the first transcript field, then none."""
+    key = (rubric.content_hash, criterion.name if criterion else None)
+    if key not in _STATIC:
+        fields = {**_static_fields(rubric, criterion), **dict.fromkeys(DYNAMIC_FIELDS, _SENTINEL)}
+        if criterion is None:
+            assert rubric.prompt is not None
+            templates = [rubric.prompt.system, rubric.prompt.user]
+        else:
+            assert criterion.prompt is not None
+            templates = [criterion.prompt]
+        lengths: list[int] = []
+        dynamic_seen = False
+        for template in templates:
+            text = Template(template).substitute(fields).strip()
+            position = text.find(_SENTINEL)
+            lengths.append(0 if dynamic_seen else len(text) if position < 0 else position)
+            dynamic_seen = dynamic_seen or position >= 0
+        _STATIC[key] = tuple(lengths)
+    return _STATIC[key]
+
+
+_STATIC: dict[tuple[str, str | None], tuple[int, ...]] = {}
+
+
+def _static_fields(rubric: Rubric, criterion: Criterion | None) -> dict[str, str]:
+    """The fields that are the same for every transcript, rendered once per rubric."""
+    key = (rubric.content_hash, criterion.name if criterion else None)
+    if key not in _STATIC_FIELDS:
+        criteria = rubric.structured_criteria if criterion is None else (criterion,)
+        _STATIC_FIELDS[key] = {
+            "criteria": _criteria_text(criteria),
+            "output_format": _output_format(rubric),
+            "examples": _render_examples(rubric),
+        }
+    return _STATIC_FIELDS[key]
+
+
+_STATIC_FIELDS: dict[tuple[str, str | None], dict[str, str]] = {}
 
 
 def render_reask(error: str) -> str:

@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, model_validator
 
-from judge.jobs.store import JobRecord, JobSpec, JobState
+from judge.agreement import CriterionAgreement
+from judge.batch.state import ProviderBatch
+from judge.jobs.store import GradeSpec, JobMode, JobRecord, JobSpec, JobState
 from judge.reports import Comparison, RateRow
 from judge.selection import alternatives, alternatives_schema
 from judge.verdict import Summary, Verdict
@@ -85,10 +87,14 @@ TranscriptRecord = Annotated[
 record's index and field; documented as the two record forms."""
 
 
-class GradeCreate(JobSpec):
+class GradeCreate(GradeSpec):
     """A batch to grade: transcript records (chat or prompt/response format) and how to grade."""
 
     transcripts: list[TranscriptRecord] = Field(min_length=1)
+
+
+class JobCreate(GradeCreate, JobSpec):
+    """A job: a batch to grade, how to grade it, and how to make its calls (``mode``)."""
 
     def spec(self) -> JobSpec:
         """How to grade, without the transcripts (what a job stores beside them)."""
@@ -146,12 +152,18 @@ class JobPublic(BaseModel):
     summary: Summary
     error: str | None = None
     verdicts_url: str
+    mode: JobMode = JobMode.LIVE
+    batches: list[ProviderBatch] = Field(
+        default=[], description="A batch-mode job's provider batches, as last polled."
+    )
 
     @classmethod
     def of(cls, job: JobRecord) -> JobPublic:
         return cls(
             id=job.id,
             state=job.state,
+            mode=job.spec.mode,
+            batches=job.batch.public() if job.batch is not None else [],
             created_at=job.created_at,
             updated_at=job.updated_at,
             rubrics=job.rubrics,
@@ -193,9 +205,12 @@ class JudgePublic(BaseModel):
 
 
 class JudgesPublic(BaseModel):
-    """What a request may choose: profiles, allow-listed models, and the built-in judge."""
+    """What a request may choose: profiles, cascades, allow-listed models, and the built-in
+    judge."""
 
     profiles: list[JudgePublic]
+    cascades: dict[str, list[str]] = {}
+    """Named cascades: their stages, cheapest first."""
     allowed_models: list[str]
     offline: str = "offline"
 
@@ -228,7 +243,9 @@ class ReportCreate(_Request):
 
 
 class ReportPublic(BaseModel):
-    """Flag rates with 95% intervals and paired comparisons."""
+    """Flag rates with 95% intervals, paired comparisons, and agreement between judges
+    (Krippendorff's alpha per group and criterion, Cohen's kappa between judge models)."""
 
     rates: list[RateRow]
     comparisons: list[Comparison]
+    agreement: list[CriterionAgreement] = []

@@ -17,10 +17,11 @@ import redis
 from fastapi import FastAPI
 
 from judge.config import Settings
-from judge.jobs.store import JobStore
+from judge.jobs.store import JobShape, JobStore
 from judge.server import create_app
 
 SPEC = {"rubrics": ["refusal"]}
+NDJSON = "application/x-ndjson"
 
 
 def record(i: int) -> dict[str, str]:
@@ -242,3 +243,25 @@ async def test_the_server_answers_while_a_body_is_taken_in(served: Served) -> No
 
     assert ready.status_code == 200
     assert response.status_code == 202 and response.json()["total"] == 3000
+
+
+async def test_a_job_is_cut_into_parts_unless_its_spending_is_capped(served: Served) -> None:
+    records = [record(i) for i in range(1001)]
+    free = await post(served, ndjson(SPEC, records), "application/x-ndjson")
+    capped = await post(served, ndjson({**SPEC, "max_cost_usd": 5}, records), NDJSON)
+
+    assert free.status_code == capped.status_code == 202, capped.text
+    assert served.store.get(free.json()["id"]).shape == JobShape(1001, 1001, parts=6)
+    assert served.store.get(capped.json()["id"]).shape == JobShape(1001)  # one runner, one budget
+
+
+async def test_a_dry_run_reads_either_body_and_stores_nothing(served: Served) -> None:
+    records = [record(i) for i in range(30)]
+    as_json = json.dumps({**SPEC, "transcripts": records})
+    for content, kind in ((ndjson(SPEC, records), NDJSON), (as_json, "application/json")):
+        response = await served.client.post(
+            "/v1/jobs", params={"dry_run": "true"}, content=content, headers={"content-type": kind}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["pairs"] == 30
+    assert served.leftovers() == 0

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from judge.batch import BatchState, BatchStatus, SubmittedBatch
 from judge.errors import ConflictError, NotFoundError
 from judge.jobs.redis_store import RedisJobStore
 from judge.jobs.sqlite_store import SqliteJobStore
-from judge.jobs.store import JobShape, JobSpec, JobState, JobStore, create_job
+from judge.jobs.store import JobMode, JobShape, JobSpec, JobState, JobStore, create_job
 from judge.rubric import Rubric
 from judge.transcript import Transcript
 from judge.verdict import RubricRef, Status, Summary, Verdict
@@ -277,4 +278,51 @@ def test_a_sqlite_file_from_before_parts_opens_with_its_jobs_as_one_part(tmp_pat
     claimed = store.claim("a", 30)
     assert claimed is not None and claimed[1] == 0
     assert store.finish_part("old", "a", 0) == "succeeded"
+    store.close()
+
+
+def test_a_batch_job_keeps_its_provider_batches_under_its_lease(
+    store: JobStore, refusal: Rubric
+) -> None:
+    spec = JobSpec(rubrics=["refusal"], mode=JobMode.BATCH)
+    job, _ = create_job(store, spec, TRANSCRIPTS, [refusal], request_hash="h", idempotency_key=None)
+    batch = SubmittedBatch(
+        id="batch_1", model="m", status=BatchStatus.IN_PROGRESS, requests=5, judge=0, start=0, end=5
+    )
+    state = BatchState(calls="c", batches=[batch])
+    assert store.get(job.id).batch is None and store.get(job.id).spec.mode == "batch"
+    assert not store.set_batch(job.id, "a", state)  # nobody's lease yet
+    assert not store.renew(job.id, "a", 30)
+
+    store.claim_part(job.id, "a", 30)
+    assert store.set_batch(job.id, "a", state)
+    assert store.renew(job.id, "a", 30)  # while its batches run, no verdict is stored
+    assert store.get(job.id).batch == state
+    assert not store.set_batch(job.id, "b", BatchState(calls="other"))  # not the holder
+    store.cancel(job.id)
+    assert not store.set_batch(job.id, "a", BatchState(calls="other"))
+    assert store.get(job.id).batch == state  # kept with the cancelled job, to cancel its batches
+
+
+def test_a_database_from_before_batch_mode_gains_the_column(
+    tmp_path: Path, refusal: Rubric
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # the jobs table as it was
+        db.execute(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, idempotency_key TEXT UNIQUE, request_hash "
+            "TEXT NOT NULL, state TEXT NOT NULL, spec TEXT NOT NULL, rubrics TEXT NOT NULL, total "
+            "INTEGER NOT NULL, summary TEXT NOT NULL, error TEXT, created_at REAL NOT NULL, "
+            "updated_at REAL NOT NULL, lease_owner TEXT, lease_until REAL)"
+        )
+        db.execute(
+            "INSERT INTO jobs VALUES ('old', NULL, 'h', 'succeeded', ?, ?, 0, '{}', NULL, 0, 0,"
+            " NULL, NULL)",
+            ('{"rubrics": ["refusal"]}', '["refusal"]'),
+        )
+    store = SqliteJobStore(path)
+    assert store.get("old").batch is None and store.get("old").spec.mode == "live"
+    job_id, _ = _create(store, refusal)
+    store.claim_part(job_id, "a", 30)
+    assert store.set_batch(job_id, "a", BatchState(calls="c"))
     store.close()

@@ -14,7 +14,7 @@ import unicodedata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from judge.neutralize import neutralize
+from judge.neutralize import neutralize, opener_chars
 from judge.prompt import render_logprob, render_structured
 from judge.rubric import RubricLibrary, default_rubric_dir
 from judge.transcript import Transcript, TranscriptGroup
@@ -114,3 +114,7 @@ def test_the_spellings_that_slipped_through_before() -> None:
 def test_text_that_opens_no_tag_is_left_alone() -> None:
     for plain in ("a < 3", "<3 you", "x <= y", "<<", "</>", "1 < 2 > 0"):
         assert neutralize(plain) == plain
+
+
+def test_skipping_categories_finds_every_opener_a_full_scan_finds() -> None:
+    assert opener_chars() == opener_chars(full_scan=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from judge.batch.state import BatchState
 from judge.errors import ConflictError, NotFoundError
 from judge.jobs.store import PART_SIZE, TERMINAL, JobRecord, JobShape, JobSpec, JobState
 from judge.transcript import Transcript
@@ -289,6 +290,38 @@ class RedisJobStore:
 
         self._redis.transaction(finish, key, f"{key}:parts")
 
+    def set_batch(self, job_id: str, owner: str, batch: BatchState) -> bool:
+        key = self._job(job_id)
+
+        def keep(pipe: Any) -> bool:
+            if not self._held(pipe, key, owner):
+                return False
+            pipe.multi()
+            pipe.hset(key, mapping={"batch": batch.model_dump_json(), "updated_at": time.time()})
+            return True
+
+        kept: bool = self._redis.transaction(keep, key, f"{key}:parts", value_from_callable=True)
+        return kept
+
+    def renew(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+        key = self._job(job_id)
+
+        def renew(pipe: Any) -> bool:
+            held = self._held(pipe, key, owner)
+            if not held:
+                return False
+            pipe.multi()
+            pipe.hset(
+                f"{key}:parts",
+                mapping=dict.fromkeys(held, f"{owner}|{time.time() + lease_seconds}"),
+            )
+            return True
+
+        renewed: bool = self._redis.transaction(
+            renew, key, f"{key}:parts", value_from_callable=True
+        )
+        return renewed
+
     def cancel(self, job_id: str) -> JobRecord:
         key = self._job(job_id)
 
@@ -376,4 +409,5 @@ def _record(job_id: str, fields: dict[str, str]) -> JobRecord:
             parts=int(fields.get("parts", 1)),
             part_size=int(fields.get("part_size", PART_SIZE)),
         ),
+        batch=BatchState.model_validate_json(fields["batch"]) if fields.get("batch") else None,
     )

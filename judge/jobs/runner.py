@@ -6,7 +6,8 @@ processes) grade one job together, each on the parts it holds. A runner renews i
 it works; if its process dies, they run out and another runner takes those parts over, grades
 only the pairs without a stored verdict, and finds every judge call that had finished in the
 verdict cache. Each turn at a job has an owner of its own, so two turns in one process never
-hold the same part.
+hold the same part. A batch-mode job (one part) first fills the cache from provider batches
+(``judge.jobs.batching``), then is graded the same way.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 
 from judge.errors import JudgeError
 from judge.grouping import Unit, group_units
-from judge.jobs.store import TERMINAL, JobRecord, JobState, JobStore, PollingJobStore
+from judge.jobs.batching import run_batches
+from judge.jobs.store import TERMINAL, JobMode, JobRecord, JobState, JobStore, PollingJobStore
 from judge.rubric import Rubric, RubricLibrary
 from judge.selection import GraderPool
 from judge.verdict import Verdict
@@ -128,11 +130,21 @@ class JobRunner:
         try:
             rubrics = [self.library.get(rubric_id) for rubric_id in job.rubrics]
             grader = self.pool.grader(job.spec.judge, job.spec.cache)
+            # what the job paid before this turn counts against its budget (a job with a
+            # budget is one part, job_intake: no two turns spend it at once)
+            budget = self.pool.budget(job.spec.judge, job.spec.max_cost_usd, job.summary.cost_usd)
         except JudgeError as exc:  # the server's configuration changed under a queued job
             await asyncio.to_thread(self.store.finish, job.id, owner, JobState.FAILED, str(exc))
             return
-        turn = _Turn(self, job, owner, rubrics)
-        verdicts = grader.grade_pairs(turn.units(first))
+        settle: Callable[[Verdict], Verdict] | None = None
+        if job.spec.mode == JobMode.BATCH:
+            settings = self.pool.settings
+            batches = await run_batches(self.store, job, owner, grader, rubrics, settings)
+            if batches is None:
+                return  # cancelled, or taken over, while its batches ran
+            settle = batches.settle
+        turn = _Turn(self, job, owner, rubrics, settle)
+        verdicts = grader.grade_pairs(turn.units(first), budget=budget)
         async with contextlib.aclosing(verdicts):
             async for number, verdict in verdicts:
                 if not await turn.add(number, verdict):
@@ -145,8 +157,16 @@ class _Turn:
     stored in batches (``batch_size``, or every 0.25 s) in the background while grading goes on,
     and each part marked done once all of its verdicts are stored."""
 
-    def __init__(self, runner: JobRunner, job: JobRecord, owner: str, rubrics: list[Rubric]):
+    def __init__(
+        self,
+        runner: JobRunner,
+        job: JobRecord,
+        owner: str,
+        rubrics: list[Rubric],
+        settle: Callable[[Verdict], Verdict] | None = None,
+    ):
         self.runner = runner
+        self.settle = settle
         self.store = runner.store
         self.job = job
         self.owner = owner
@@ -239,6 +259,8 @@ class _Turn:
 
     async def add(self, number: int, verdict: Verdict) -> bool:
         """Buffer a verdict; False once a write found that the job is no longer ours."""
+        if self.settle is not None:  # batch mode: the calls its batches paid for count here
+            verdict = self.settle(verdict)
         self.buffer.append((self.part_of(number), number, verdict))
         due = time.monotonic() - self.flushed > 0.25
         if len(self.buffer) < self.runner.batch_size and not due:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
+from judge.batch.state import BatchState
 from judge.errors import ConflictError, NotFoundError
 from judge.jobs.store import PART_SIZE, TERMINAL, JobRecord, JobShape, JobSpec, JobState
 from judge.transcript import Transcript
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     lease_owner TEXT,
-    lease_until REAL
+    lease_until REAL,
+    batch TEXT
 );
 CREATE TABLE IF NOT EXISTS job_transcripts (
     job_id TEXT NOT NULL,
@@ -55,9 +57,14 @@ CREATE TABLE IF NOT EXISTS job_parts (
     PRIMARY KEY (job_id, part)
 );
 """
-_SHAPE_COLUMNS = {"transcripts": "INTEGER", "parts": "INTEGER NOT NULL DEFAULT 1",
-                  "part_size": f"INTEGER NOT NULL DEFAULT {PART_SIZE}"}  # fmt: skip
-"""Columns a database made before jobs had parts lacks (its jobs are one part each)."""
+_ADDED_COLUMNS = {
+    "transcripts": "INTEGER",
+    "parts": "INTEGER NOT NULL DEFAULT 1",
+    "part_size": f"INTEGER NOT NULL DEFAULT {PART_SIZE}",
+    "batch": "TEXT",
+}
+"""Columns a database made before jobs had parts (its jobs are one part each) or before batch
+mode lacks."""
 
 
 _INGESTING = "ingesting"
@@ -77,7 +84,7 @@ class SqliteJobStore:
         db = self._db()
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-        for column, kind in _SHAPE_COLUMNS.items():
+        for column, kind in _ADDED_COLUMNS.items():
             if column not in columns:
                 try:
                     db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
@@ -198,7 +205,7 @@ class SqliteJobStore:
     def _get(self, db: sqlite3.Connection, job_id: str) -> JobRecord:
         row = db.execute(
             "SELECT id, state, spec, rubrics, total, summary, error, created_at, updated_at,"
-            " transcripts, parts, part_size FROM jobs WHERE id = ? AND state != ?",
+            " transcripts, parts, part_size, batch FROM jobs WHERE id = ? AND state != ?",
             (job_id, _INGESTING),
         ).fetchone()
         if row is None:
@@ -214,6 +221,7 @@ class SqliteJobStore:
             created_at=row[7],
             updated_at=row[8],
             shape=JobShape(total=row[4], transcripts=row[9], parts=row[10], part_size=row[11]),
+            batch=BatchState.model_validate_json(row[12]) if row[12] else None,
         )
 
     def claim(
@@ -384,6 +392,32 @@ class SqliteJobStore:
                     " WHERE id = ? AND state = 'running'",
                     (state, error, time.time(), job_id),
                 )
+
+    def set_batch(self, job_id: str, owner: str, batch: BatchState) -> bool:
+        with self._transaction() as db:
+            if not self._holds_any(db, job_id, owner):
+                return False
+            db.execute(
+                "UPDATE jobs SET batch = ?, updated_at = ? WHERE id = ?",
+                (batch.model_dump_json(), time.time(), job_id),
+            )
+            return True
+
+    def renew(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+        with self._transaction() as db:
+            if not self._running(db, job_id):
+                return False
+            renewed = db.execute(
+                "UPDATE job_parts SET lease_until = ? WHERE job_id = ? AND owner = ? AND NOT done",
+                (time.time() + lease_seconds, job_id, owner),
+            ).rowcount
+            return renewed > 0
+
+    def _holds_any(self, db: sqlite3.Connection, job_id: str, owner: str) -> bool:
+        row = db.execute(
+            "SELECT 1 FROM job_parts WHERE job_id = ? AND owner = ? AND NOT done", (job_id, owner)
+        ).fetchone()
+        return row is not None and self._running(db, job_id)
 
     def cancel(self, job_id: str) -> JobRecord:
         with self._transaction() as db:

@@ -32,6 +32,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from judge.batch.state import BatchState
 from judge.cache import CachePolicy
 from judge.grouping import count_units
 from judge.rubric import Rubric
@@ -40,15 +41,42 @@ from judge.transcript import Transcript
 from judge.verdict import Summary, Verdict
 
 
-class JobSpec(BaseModel):
-    """What to grade with: rubric ids, a judge, a cache policy (what a job stores beside its
-    transcripts)."""
+class GradeSpec(BaseModel):
+    """What to grade with: rubric ids, a judge, a cache policy."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     rubrics: list[str] = Field(min_length=1)
     judge: JudgeSelection = JudgeSelection()
     cache: CachePolicy = Field(default=CachePolicy.USE, strict=False)
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        exclude_if=lambda value: value is None,
+        description="Spend at most this on judge calls (the judges' profiles may cap it lower): "
+        "past it, the remaining pairs get error(budget) and the job still succeeds.",
+    )
+
+
+class JobMode(StrEnum):
+    """How a job's judge calls are made: ``live``, each as it comes; or ``batch``, the uncached
+    ones as provider batches first (half the price, within 24 h), then graded from the cache."""
+
+    LIVE = "live"
+    BATCH = "batch"
+
+
+class JobSpec(GradeSpec):
+    """What a job stores beside its transcripts: how to grade, and how to make the calls."""
+
+    mode: JobMode = Field(
+        default=JobMode.LIVE,
+        strict=False,
+        description="live: call the judges now; batch: send the uncached calls as provider "
+        "batches (OpenAI's Batch API, half the price, within 24 h) and grade from their results; "
+        "what a batch does not answer is graded live.",
+    )
 
 
 class JobState(StrEnum):
@@ -107,6 +135,8 @@ class JobRecord:
     updated_at: float
     shape: JobShape
     """How its work is cut into parts."""
+    batch: BatchState | None = None
+    """A batch-mode job's provider batches (``JobStore.set_batch``)."""
 
 
 class JobStore(Protocol):
@@ -177,6 +207,12 @@ class JobStore(Protocol):
         that part (its lease ran out and another runner took it)."""
         ...
 
+    def renew(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+        """Extend the leases of the parts this owner holds while it works without storing
+        verdicts (a batch-mode job waiting on its batches); False when the job stopped running
+        or the owner holds none of its parts any more."""
+        ...
+
     def finish_part(self, job_id: str, owner: str, part: int) -> JobState:
         """Mark a part this owner holds done (all its verdicts are stored); the last part done
         makes the job succeed. The job's state after."""
@@ -184,6 +220,12 @@ class JobStore(Protocol):
 
     def finish(self, job_id: str, owner: str, state: JobState, error: str | None = None) -> None:
         """End a running job that this owner holds a part of (a failure, with its error)."""
+        ...
+
+    def set_batch(self, job_id: str, owner: str, batch: BatchState) -> bool:
+        """Keep a batch-mode job's provider batches with it, so a runner that takes the job
+        over polls them instead of submitting again; False, storing nothing, when this owner
+        holds no part of the job any more (a batch-mode job is one part)."""
         ...
 
     def cancel(self, job_id: str) -> JobRecord:

@@ -8,7 +8,12 @@ are skipped. Each record is checked as ``/v1/grade`` checks it (``parse_record``
 ``max_transcript_chars``: a bad one is a 422 naming its index and field) and stored in batches
 while the body arrives, in an intake nobody sees (``JobStore.open_intake``). The job is queued
 only once the whole body is good: a body refused at any point, or a client gone half way, leaves
-nothing behind.
+nothing behind. A job whose spending is capped (``max_cost_usd``, or its profile's cap) is one
+part (``JobShape``), so that one runner at a time grades it against one budget; so is a
+batch-mode job, whose provider batches one runner keeps.
+
+A dry run (``estimate_body``) reads and checks a body the same way but keeps its transcripts in
+memory for ``judge.estimate`` and stores nothing.
 """
 
 from __future__ import annotations
@@ -24,13 +29,18 @@ from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from judge.errors import TooLargeError, TranscriptError
-from judge.jobs.store import JobRecord, JobShape, JobSpec
+from judge.batch import BATCH_WITHOUT_BUDGET, endpoints
+from judge.cache import CachePolicy
+from judge.errors import BatchError, JudgeSpecError, TooLargeError, TranscriptError
+from judge.estimate import Estimate, estimate
+from judge.grouping import units
+from judge.jobs.store import JobMode, JobRecord, JobShape, JobSpec
 from judge.json_input import JSONInputError, check, loads
 from judge.json_stream import JSONObjectStream
 from judge.rubric import Rubric
 from judge.server.intake import rubrics_for
 from judge.server.state import ServerState
+from judge.transcript import Transcript
 from judge.transcript_files import parse_record
 
 BATCH = 500
@@ -65,19 +75,56 @@ async def take_in(
             spec, rubrics = await intake.ndjson(body)
         else:
             spec, rubrics = await intake.json(body)
+        await _check_batchable(state, spec)
         return await intake.commit(spec, rubrics, idempotency_key)
     except BaseException:
         await asyncio.shield(intake.drop())
         raise
 
 
-class _Intake:
-    """One job's body on its way into the store: counts, the request's hash, a batch in
-    writing while the next is read."""
+async def estimate_body(state: ServerState, kind: str, body: AsyncIterator[bytes]) -> Estimate:
+    """What a job of this body would take and cost, as ``judge.estimate`` counts it: the body
+    read and checked as ``take_in`` reads it; no job, no judge call."""
+    intake = _Intake(state, None)
+    if kind == NDJSON:
+        spec, rubrics = await intake.ndjson(body)
+    else:
+        spec, rubrics = await intake.json(body)
+    await _check_batchable(state, spec)
+    intake.any_transcripts()
+    grader = state.pool.grader(spec.judge, spec.cache)
+    return await estimate(units(intake.kept, rubrics), grader.plan, grader.cache, spec.cache)
 
-    def __init__(self, state: ServerState, job_id: str):
+
+async def _check_batchable(state: ServerState, spec: JobSpec) -> None:
+    """A batch-mode job needs LLM judges on an OpenAI-compatible batch API, and the cache (the
+    batches fill it, the grading pass reads it); no budget, as a batch is paid for whole."""
+    if spec.mode != JobMode.BATCH:
+        return
+    if spec.cache != CachePolicy.USE:
+        raise JudgeSpecError(
+            "mode 'batch' fills the cache from provider batches and grades from it: "
+            "leave out 'cache' or set it to 'use'"
+        )
+    if state.pool.budget(spec.judge, spec.max_cost_usd) is not None:  # asked, or the profile's
+        raise JudgeSpecError(BATCH_WITHOUT_BUDGET)
+    try:
+        await endpoints(state.pool.grader(spec.judge, spec.cache).plan)
+    except BatchError as exc:
+        raise JudgeSpecError(f"mode 'batch': {exc}") from None
+
+
+class _Intake:
+    """One job's body on its way into the store (``job_id``; None: a dry run, which keeps the
+    transcripts instead): counts, the request's hash, a batch in writing while the next is
+    read."""
+
+    def __init__(self, state: ServerState, job_id: str | None):
         self.state = state
         self.job_id = job_id
+        self.kept: list[Transcript] = []
+        self.capped = False
+        """Whether the job's spending is capped (a budget): then it is one part."""
         self.count = 0
         self.stored = 0
         self.groups: set[str] = set()
@@ -161,6 +208,9 @@ class _Intake:
             raise located from None
         self.count += 1
         self._within_limit()
+        if self.job_id is None:
+            self.kept.append(transcript)
+            return
         text = transcript.model_dump_json()
         self.digest.update(text.encode())
         self.digest.update(b"\n")
@@ -184,7 +234,8 @@ class _Intake:
             ) from None
         spec = spec.model_copy(update={"rubrics": list(dict.fromkeys(spec.rubrics))})
         rubrics = rubrics_for(self.state, spec.rubrics)
-        self.state.pool.names(spec.judge)
+        # checks the selection and, under a budget, its prices
+        self.capped = self.state.pool.budget(spec.judge, spec.max_cost_usd) is not None
         self.rubric_count = len(rubrics)
         self.checked = True
         self._within_limit()
@@ -201,6 +252,7 @@ class _Intake:
 
     async def _flush(self) -> None:
         await self._written()
+        assert self.job_id is not None, "a dry run keeps its transcripts"
         batch, self.batch = self.batch, []
         start, self.stored = self.stored, self.stored + len(batch)
         add = self.state.store.add_transcripts
@@ -211,25 +263,34 @@ class _Intake:
             writing, self.writing = self.writing, None
             await writing
 
-    async def commit(
-        self, spec: JobSpec, rubrics: list[Rubric], idempotency_key: str | None
-    ) -> tuple[JobRecord, bool]:
+    def any_transcripts(self) -> None:
         if self.count == 0:
             raise _invalid(
                 ["transcripts"], "List should have at least 1 item after validation, not 0"
             )
+
+    async def commit(
+        self, spec: JobSpec, rubrics: list[Rubric], idempotency_key: str | None
+    ) -> tuple[JobRecord, bool]:
+        assert self.job_id is not None, "a dry run commits nothing"
+        self.any_transcripts()
         if self.batch:
             await self._flush()
         await self._written()
         singles = sum(1 for rubric in rubrics if not rubric.is_group)
         subjects = len(self.groups) + self.ungrouped  # what a group rubric grades (grouping.py)
         total = self.count * singles + (len(rubrics) - singles) * subjects
-        request = f"{spec.model_dump_json()}\n{self.digest.hexdigest()}"
+        live = spec.mode == JobMode.LIVE  # a live job's hash is as it was before modes
+        described = spec.model_dump_json(exclude={"mode"} if live else None)
+        request = f"{described}\n{self.digest.hexdigest()}"
+        # one runner keeps a budget, or a job's batches: such a job is one part
+        whole = self.capped or not live
+        shape = JobShape(total) if whole else JobShape.of(total, self.count, rubrics)
         return await asyncio.to_thread(
             self.state.store.commit,
             self.job_id,
             spec,
-            JobShape.of(total, self.count, rubrics),
+            shape,
             request_hash=hashlib.sha256(request.encode()).hexdigest(),
             idempotency_key=idempotency_key,
         )
@@ -238,6 +299,7 @@ class _Intake:
         """Remove what was stored: the write under way first, so none lands after."""
         with contextlib.suppress(Exception):  # a write that failed stored nothing
             await self._written()
+        assert self.job_id is not None
         await asyncio.to_thread(self.state.store.discard, self.job_id)
 
 

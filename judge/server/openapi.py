@@ -7,7 +7,9 @@ FastAPI's document is the start. This module then (1) gives every 4xx and 5xx it
 (3) states the rules ``judge.json_input`` and ``parse_record`` enforce on transcript records
 (text without control characters, numbers within ``MAX_NUMBER``) and on any JSON value (numbers
 within it); (4) declares the bearer key and its 401 only when keys are configured; (5) names the
-parts of an NDJSON job body (``JobSpec``, ``TranscriptRecord``: ``routes/jobs.py``).
+job bodies ``routes/jobs.py`` reads itself (``JobCreate``; for NDJSON ``JobSpec`` and
+``TranscriptRecord``); (6) says which jobs may take ``mode: batch`` (a judge on a batch API, the
+cache used).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from judge.batch import batch_endpoint
 from judge.config import Settings
 from judge.jobs.store import JobSpec
 from judge.json_input import MAX_NUMBER
-from judge.judges import OFFLINE_MODEL
+from judge.judges import OFFLINE_MODEL, judge_for
+from judge.judges.llm import LLMJudge
 from judge.server.auth import is_public
-from judge.wire import Problem
+from judge.wire import JobCreate, Problem
 
 ERRORS: dict[int, str] = {
     400: "The request cannot be read (the detail says why).",
@@ -63,12 +67,16 @@ def document(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
             )
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
             _problems(spec, schemas)
-            schemas["JobSpec"] = JobSpec.model_json_schema(ref_template=SCHEMAS + "{model}")
-            schemas["JobSpec"].pop("$defs", None)  # the same models GradeCreate refers to
+            for model in (JobCreate, JobSpec):  # the job bodies routes/jobs.py reads itself
+                schema = model.model_json_schema(ref_template=SCHEMAS + "{model}")
+                for name, definition in schema.pop("$defs", {}).items():
+                    schemas.setdefault(name, definition)
+                schemas[model.__name__] = schema
             _json_values(schemas)
             transcripts = schemas["GradeCreate"]["properties"]["transcripts"]
             schemas["TranscriptRecord"] = copy.deepcopy(transcripts["items"])  # an NDJSON line
             _choices(schemas, settings)
+            _batch_mode(schemas, settings)
             if settings.api_keys:
                 _bearer(spec)
             app.openapi_schema = spec
@@ -108,7 +116,8 @@ def _value(string: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _json_values(schemas: dict[str, Any]) -> None:
     """Any-JSON fields as bounded values, and transcript records under the text rules."""
-    _bounded(schemas["GradeCreate"]["properties"]["transcripts"], "TextValue", text=True)
+    for name in ("GradeCreate", "JobCreate"):
+        _bounded(schemas[name]["properties"]["transcripts"], "TextValue", text=True)
     for schema in schemas.values():
         _bounded(schema, "JSONValue", text=False)
     schemas["JSONValue"] = _value({"type": "string"}, "JSONValue")
@@ -154,12 +163,56 @@ def _choices(schemas: dict[str, Any], settings: Settings) -> None:
             field["items"] = {"type": "string", "enum": rubrics}
     selection = schemas["JudgeSelection"]["properties"]
     profiles = sorted(settings.profiles)
-    if profiles:
-        selection["profile"] = {**selection["profile"], "enum": profiles}
+    named = sorted({*profiles, *settings.cascades})
+    if named:
+        selection["profile"] = {**selection["profile"], "enum": named}
     else:
         del selection["profile"]  # none configured: naming one is an error
     models = sorted({*profiles, *settings.allowed_models, OFFLINE_MODEL})
     selection["models"]["items"] = {"type": "string", "enum": models}
+    for field in ("cascade", "fallbacks"):
+        selection[field]["items"] = {"type": "string", "enum": models}
+
+
+def _batch_mode(schemas: dict[str, Any], settings: Settings) -> None:
+    """A batch-mode job needs the cache (``use``) and judges that all reach a batch API, but for
+    the offline judge, which may join them (what ``judge.batch.endpoints`` checks); a server
+    with no such judge takes live jobs only."""
+    names = [*settings.profiles, *settings.allowed_models]
+    batchable = [name for name in dict.fromkeys(names) if _batchable(settings, name)]
+    jobs = [schemas["JobCreate"], schemas["JobSpec"]]  # JSON, and an NDJSON body's first line
+    if not batchable:
+        for job in jobs:
+            job["properties"]["mode"] = {**job["properties"]["mode"], "$ref": SCHEMAS + "LiveMode"}
+        schemas["LiveMode"] = {"type": "string", "enum": ["live"]}
+        return
+    profiles = [name for name in batchable if name in settings.profiles]
+    ensemble = {
+        "required": ["models"],
+        "properties": {
+            "models": {
+                "items": {"enum": [*batchable, OFFLINE_MODEL]},
+                "contains": {"enum": batchable},
+            }
+        },
+    }
+    choices: list[dict[str, Any]] = [ensemble]
+    if profiles:
+        choices.append({"required": ["profile"], "properties": {"profile": {"enum": profiles}}})
+    default = settings.default_profile
+    if default is not None and default in batchable:  # no profile, no models: the default one
+        choices.append({"not": {"anyOf": [{"required": ["profile"]}, {"required": ["models"]}]}})
+    judge: dict[str, Any] = {"required": ["judge"], "properties": {"judge": {"anyOf": choices}}}
+    if default is not None and default in batchable:
+        judge = {"anyOf": [judge, {"not": {"required": ["judge"]}}]}
+    for job in jobs:
+        job["if"] = {"required": ["mode"], "properties": {"mode": {"const": "batch"}}}
+        job["then"] = {"allOf": [{"properties": {"cache": {"const": "use"}}}, judge]}
+
+
+def _batchable(settings: Settings, name: str) -> bool:
+    judge = judge_for(settings.judge_profile(name))
+    return isinstance(judge, LLMJudge) and batch_endpoint(judge) is not None
 
 
 def _bearer(spec: dict[str, Any]) -> None:

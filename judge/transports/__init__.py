@@ -9,12 +9,13 @@ the same ``Completion`` and raises the same ``TransportError``, so the judge beh
 either; its owner closes it with ``aclose``.
 
     base.py     Completion, TransportError, the Transport protocol
-    http.py     HTTPTransport: OpenAI-compatible /chat/completions over its own pooled session
+    http.py     HTTPTransport: OpenAI-compatible /chat/completions over its own pooled session;
+                parse_completion (a chat completion body as a Completion, live or batched)
     litellm.py  LitellmTransport, litellm's lazy import, ``resolve`` (a model's transport)
 """
 
 from judge.transports.base import Completion, Transport, TransportError
-from judge.transports.http import HTTPTransport
+from judge.transports.http import HTTPTransport, parse_completion
 from judge.transports.litellm import LitellmTransport, litellm_module, model_problem, resolve
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "TransportError",
     "litellm_module",
     "model_problem",
+    "parse_completion",
     "resolve",
 ]

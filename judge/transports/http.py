@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -24,7 +25,9 @@ class HTTPTransport:
 
     def __init__(self, model: str, api_base: str, api_key: str | None, timeout: float):
         self.model = model
-        self.url = api_base.rstrip("/") + "/chat/completions"
+        self.api_base = api_base.rstrip("/")
+        self.api_key = api_key
+        self.url = self.api_base + "/chat/completions"
         self.headers = {"content-type": "application/json"}
         if api_key:
             self.headers["authorization"] = f"Bearer {api_key}"
@@ -46,8 +49,18 @@ class HTTPTransport:
         if session is not None and self._loop is asyncio.get_running_loop():
             await session.close()
 
-    async def complete(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
-        body = orjson.dumps({"model": self.model, "messages": messages, **params})
+    def request_body(
+        self, messages: list[dict[str, str]], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The chat completion request for these messages (what a call sends, and what a
+        provider batch holds for it)."""
+        return {"model": self.model, "messages": messages, **params}
+
+    async def complete(
+        self, messages: list[dict[str, str]], params: dict[str, Any], *, static: Sequence[int] = ()
+    ) -> Completion:
+        """One request (OpenAI-compatible servers cache prompt prefixes by themselves)."""
+        body = orjson.dumps(self.request_body(messages, params))
         try:
             async with self._pool().post(
                 self.url, data=body, headers=self.headers, timeout=self.timeout
@@ -73,7 +86,7 @@ class HTTPTransport:
             raise TransportError(
                 ErrorKind.PROVIDER, f"{type(exc).__name__}: {exc}", transient=True
             ) from exc
-        return _completion(raw)
+        return parse_completion(raw)
 
 
 def _classify_status(status: int, raw: bytes, retry_after: str | None) -> TransportError:
@@ -150,9 +163,14 @@ class _Choice(BaseModel):
     logprobs: _Logprobs | None = None
 
 
+class _PromptTokens(BaseModel):
+    cached_tokens: int | None = Field(default=None, ge=0)
+
+
 class _Usage(BaseModel):
     prompt_tokens: int | None = Field(default=None, ge=0)
     completion_tokens: int | None = Field(default=None, ge=0)
+    prompt_tokens_details: _PromptTokens | None = None
 
 
 class _Reply(BaseModel):
@@ -162,9 +180,14 @@ class _Reply(BaseModel):
     usage: _Usage | None = None
 
 
-def _completion(raw: bytes) -> Completion:
+def parse_completion(raw: bytes | dict[str, Any]) -> Completion:
+    """An OpenAI chat completion (the bytes of a reply, or the parsed body a provider batch's
+    output line holds) as a ``Completion``; a ``TransportError`` when it is malformed."""
     try:
-        reply = _Reply.model_validate_json(raw)
+        if isinstance(raw, bytes):
+            reply = _Reply.model_validate_json(raw)
+        else:
+            reply = _Reply.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or "reply"
@@ -185,4 +208,5 @@ def _completion(raw: bytes) -> Completion:
         ),
         input_tokens=usage.prompt_tokens or 0,
         output_tokens=usage.completion_tokens or 0,
+        cached_input_tokens=(usage.prompt_tokens_details or _PromptTokens()).cached_tokens or 0,
     )

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from judge.errors import NotFoundError
+from judge.estimate import Estimate
 from judge.jobs.store import TERMINAL
 from judge.server.dependencies import State
-from judge.server.job_intake import JSON, NDJSON, body_kind, take_in
+from judge.server.job_intake import JSON, NDJSON, body_kind, estimate_body, take_in
 from judge.server.json_route import StrictJSONRoute
 from judge.server.openapi import errors
 from judge.server.state import ServerState
@@ -31,7 +32,7 @@ JOB_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            JSON: {"schema": {"$ref": "#/components/schemas/GradeCreate"}},
+            JSON: {"schema": {"$ref": "#/components/schemas/JobCreate"}},
             NDJSON: {
                 "schema": {
                     "type": "array",
@@ -55,7 +56,9 @@ JOB_BODY: dict[str, Any] = {
     "/v1/jobs",
     status_code=202,
     openapi_extra=JOB_BODY,
+    response_model=JobPublic,
     responses={
+        200: {"model": Estimate, "description": "dry_run: what the job would take and cost"},
         202: {
             "headers": {"Location": {"description": "The job's URL", "schema": {"type": "string"}}}
         },
@@ -67,10 +70,20 @@ async def create_job(
     state: State,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> JobPublic:
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="Make no job and no judge call: answer with the pairs, cache hits, "
+            "calls to make, estimated tokens and cost per model."
+        ),
+    ] = False,
+) -> JobPublic | JSONResponse:
     """Queue a batch of any size (JSON, or NDJSON: the spec, then a transcript a line); poll
     it, stream its verdicts, or cancel it."""
     kind = body_kind(request.headers.get("content-type"))
+    if dry_run:
+        found = await estimate_body(state, kind, request.stream())
+        return JSONResponse(found.model_dump(mode="json"), status_code=200)
     job, created = await take_in(state, kind, request.stream(), idempotency_key)
     if job.state not in TERMINAL:
         await state.dispatch.submitted(job.id)
