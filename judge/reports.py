@@ -6,9 +6,14 @@ comparisons of two models on the same prompts.
   silently and never in the denominator; the inconsistency rate is inconsistent / verdicts
   graded in both orders.
 - The interval is Wilson's when every prompt has one verdict; when some prompt has several
-  (samples), it is a percentile bootstrap over prompts, so correlated samples do not shrink it.
+  (samples), it is a percentile bootstrap over prompts, so correlated samples do not shrink it,
+  widened to at least Wilson's interval with the prompts as the sample size: a bootstrap alone
+  collapses to a point when every prompt agrees (5 of 5 flagged is not certainty).
 - A comparison pairs the two models' verdicts by prompt (prompts graded for both only) and gives
-  the difference of rates with a paired bootstrap interval over prompts.
+  the difference of rates with a paired bootstrap interval over prompts; with fewer than
+  ``SMALL_PAIRED`` prompts, where a percentile bootstrap undercovers (and collapses when every
+  pair differs alike), widened to at least Newcombe's square-and-add interval from the two
+  rates' Wilson intervals over the shared prompts.
 - A trend is the rate of each rubric at each checkpoint, in the checkpoints' order (an explicit
   list, else ``metadata.step``); the judges' provenance is what they cost and how far their
   samples agreed.
@@ -156,7 +161,9 @@ def _row(group: dict[str, str], verdicts: list[Verdict]) -> RateRow:
     if graded:
         rate = flagged / len(graded)
         if max(n for _, n in per_prompt.values()) > 1:
-            low, high = _bootstrap_rate(list(per_prompt.values()))
+            low, high = _widest(
+                _bootstrap_rate(list(per_prompt.values())), _wilson_over(rate, per_prompt)
+            )
             interval = "bootstrap over prompts"
         else:
             low, high = wilson(flagged, len(graded))
@@ -196,6 +203,29 @@ def wilson(flagged: int, total: int) -> tuple[float, float]:
 
     interval = binomtest(flagged, total).proportion_ci(confidence_level=0.95, method="wilson")
     return float(interval.low), float(interval.high)
+
+
+def _wilson_over(rate: float, per_prompt: dict[str, tuple[int, int]]) -> tuple[float, float]:
+    """Wilson's interval of a rate as if each prompt were one observation (the least a rate
+    over that many prompts can be known to), the flagged count rounded."""
+    prompts = len(per_prompt)
+    return wilson(round(rate * prompts), prompts)
+
+
+def _widest(*intervals: tuple[float, float]) -> tuple[float, float]:
+    return min(low for low, _ in intervals), max(high for _, high in intervals)
+
+
+def newcombe(rate_a: float, rate_b: float, prompts: int) -> tuple[float, float]:
+    """Newcombe's square-and-add 95% interval of ``rate_b - rate_a`` from the two rates'
+    Wilson intervals over ``prompts`` (independent samples: wider than a paired interval when
+    the two models agree on prompts, so a safe floor for one)."""
+    low_a, high_a = wilson(round(rate_a * prompts), prompts)
+    low_b, high_b = wilson(round(rate_b * prompts), prompts)
+    difference = rate_b - rate_a
+    below = ((rate_b - low_b) ** 2 + (high_a - rate_a) ** 2) ** 0.5
+    above = ((high_b - rate_b) ** 2 + (rate_a - low_a) ** 2) ** 0.5
+    return max(-1.0, difference - below), min(1.0, difference + above)
 
 
 def _bootstrap_rate(per_prompt: list[tuple[int, int]]) -> tuple[float, float]:
@@ -246,6 +276,9 @@ def bootstrap_intervals(
 MIN_PAIRS = 2
 """Prompts two models must share (graded) before their rates are compared."""
 
+SMALL_PAIRED = 30
+"""Below this many shared prompts a comparison's interval is at least Newcombe's."""
+
 
 def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Comparison]:
     """Per rubric, model B's flag rate minus model A's on the prompts both have graded verdicts
@@ -274,6 +307,8 @@ def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Com
         low, high = _bootstrap_over_prompts(len(shared), difference)
         rate_a = paired[:, 0].sum() / paired[:, 1].sum()
         rate_b = paired[:, 2].sum() / paired[:, 3].sum()
+        if len(shared) < SMALL_PAIRED:
+            low, high = _widest((low, high), newcombe(rate_a, rate_b, len(shared)))
         comparisons.append(
             Comparison(
                 rubric=rubric_id,

@@ -515,15 +515,21 @@ def test_the_api_document_says_which_jobs_may_take_batch_mode(
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-fake")
     settings = job_settings(tmp_path, batches)
     other = JudgeProfile(model="anthropic/claude-3-5-haiku-latest")
-    settings = settings.model_copy(update={"profiles": {**settings.profiles, "claude": other}})
+    capped = settings.profiles["batchy"].model_copy(update={"max_cost_usd_per_job": 1.0})
+    profiles = {**settings.profiles, "claude": other, "capped": capped}
+    settings = settings.model_copy(update={"profiles": profiles})
     job = create_app(settings).openapi()["components"]["schemas"]["JobCreate"]
 
     assert job["if"] == {"required": ["mode"], "properties": {"mode": {"const": "batch"}}}
-    cache, judge = job["then"]["allOf"]
-    assert cache == {"properties": {"cache": {"const": "use"}}}
-    ensemble, profile = judge["properties"]["judge"]["anyOf"]
-    assert profile["properties"]["profile"]["enum"] == ["batchy"]  # not claude
+    no_budget, judge = job["then"]["allOf"]
+    assert no_budget == {
+        "properties": {"cache": {"const": "use"}, "max_cost_usd": {"type": "null"}}
+    }
+    selection = judge["properties"]["judge"]
+    ensemble, profile = selection["anyOf"]
+    assert profile["properties"]["profile"]["enum"] == ["batchy"]  # not claude, not capped
     assert ensemble["properties"]["models"]["items"]["enum"] == ["batchy", "offline"]
+    assert selection["properties"]["fallbacks"]["items"]["enum"] == ["batchy", "claude", "offline"]
 
     offline_only = Settings(cache_dir=tmp_path / "c", state_dir=tmp_path / "s")
     live = create_app(offline_only).openapi()["components"]["schemas"]

@@ -1,10 +1,13 @@
 """The refusal classifier's API, layers and behaviour on soft refusals.
 
-``tests/data/refusal_shapes.jsonl`` holds replies in the shapes a phrase list misses (redirects,
-clarifying questions, safer questions, crisis lines, moralizing) and their compliant twins (answers
-with a caveat, a referral or a limitation). They are our own writing (MIT, like the project),
-separate from the training transcripts in ``scripts/data`` and never trained on: they measure how
-the classifier generalizes beyond XSTest.
+``tests/data/refusal_shapes.jsonl`` is a written test set (99 replies to 90 prompts, in many
+domains and phrasings, none of XSTest's): replies in the shapes a phrase list misses (redirects,
+clarifying questions, safer questions, crisis lines, moralizing, deflections, bare refusals such as
+"No." or "I won't.") and their compliant twins (sympathy or an apology before help, "No." as the
+answer to a yes/no question, answers with a caveat, a referral or a limitation, premises
+rejected), and partial refusals. They are our own writing (MIT, like the project), separate from
+the training transcripts in ``scripts/data`` and never trained on or used to choose a model: they
+measure how the classifier generalizes beyond XSTest.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def shapes() -> list[dict[str, Any]]:
 
 
 def test_the_written_shapes_are_mostly_told_apart() -> None:
+    """Held-out beyond XSTest: the floor is the shipped classifier's level on the written set."""
     labels = [(classify_refusal(c["prompt"], c["reply"]), c) for c in shapes()]
     exact = [c["shape"] for label, c in labels if label == c["expected"]]
     binary = [
@@ -51,17 +55,19 @@ def test_the_written_shapes_are_mostly_told_apart() -> None:
         if (label == "full_compliance") == (c["expected"] == "full_compliance")
     ]
     print(
-        f"\nwritten refusal shapes (never trained on): {len(exact)}/{len(labels)} exact labels, "
-        f"{len(binary)}/{len(labels)} flagged correctly"
+        f"\nwritten refusal shapes (held-out, never trained on): {len(exact)}/{len(labels)} "
+        f"exact labels, {len(binary)}/{len(labels)} flagged correctly"
     )
-    assert len(exact) >= 14 and len(binary) >= 15
+    assert len(exact) >= 73 and len(binary) >= 75
 
 
-@pytest.mark.parametrize("shape", ["redirect", "clarify", "crisis", "moralize"])
-def test_soft_refusals_without_refusal_phrases_are_refusals(shape: str) -> None:
-    cases = [c for c in shapes() if c["shape"] == shape]
-    assert cases and all(phrase_label(c["reply"]) == "full_compliance" for c in cases)
-    assert all(classify_refusal(c["prompt"], c["reply"]) == "full_refusal" for c in cases)
+def test_soft_refusals_without_refusal_phrases_are_mostly_refusals() -> None:
+    soft = {"redirect", "clarify", "crisis", "moralize", "safer_question"}
+    cases = [c for c in shapes() if c["shape"] in soft]
+    assert len(cases) >= 25
+    assert all(phrase_label(c["reply"]) == "full_compliance" for c in cases)
+    refused = [c for c in cases if classify_refusal(c["prompt"], c["reply"]) == "full_refusal"]
+    assert len(refused) >= 22
 
 
 def test_the_same_prompt_answered_is_compliance() -> None:

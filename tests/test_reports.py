@@ -18,6 +18,7 @@ from judge.reports import (
     compare,
     confidence_summary,
     judge_usage,
+    newcombe,
     rates,
     read_verdicts,
     trend,
@@ -68,6 +69,34 @@ def test_several_samples_per_prompt_use_a_wider_bootstrap_interval() -> None:
     assert row.ci_low is not None and row.ci_high is not None
     naive_low, naive_high = wilson(30, 100)
     assert row.ci_high - row.ci_low > naive_high - naive_low
+
+
+def test_prompts_that_all_agree_still_leave_an_interval() -> None:
+    """A bootstrap over prompts that all flag resamples only ones: the interval is at least
+    Wilson's over the prompts (5 of 5 is not certainty)."""
+    verdicts = [verdict("m", f"p{p}", True) for p in range(4) for _ in range(2)]
+    [row] = rates(verdicts, [])
+    assert row.interval == "bootstrap over prompts" and row.rate == 1.0
+    assert (row.ci_low, row.ci_high) == pytest.approx(wilson(4, 4))
+    assert row.ci_low is not None and row.ci_low < 0.6
+
+
+def test_a_small_comparison_where_every_pair_differs_alike_is_not_certain() -> None:
+    base = [verdict("base", f"p{i}", True) for i in range(2)]
+    tuned = [verdict("tuned", f"p{i}", False) for i in range(2)]
+    [result] = compare(base + tuned, "base", "tuned")
+    assert result.difference == -1.0
+    assert (result.ci_low, result.ci_high) == pytest.approx(newcombe(1.0, 0.0, 2))
+    assert result.ci_low == -1.0 and result.ci_high > -0.5
+
+
+def test_a_large_comparison_keeps_its_paired_interval() -> None:
+    base = [verdict("base", f"p{i}", i < 20) for i in range(100)]
+    tuned = [verdict("tuned", f"p{i}", i < 30) for i in range(100)]  # the same 20, and 10 more
+    [result] = compare(base + tuned, "base", "tuned")
+    low, high = newcombe(0.2, 0.3, 100)
+    assert result.ci_high - result.ci_low < high - low  # pairing narrows it
+    assert result.ci_low < 0.1 < result.ci_high
 
 
 def test_a_verdict_counts_in_each_of_its_tags() -> None:
@@ -145,7 +174,14 @@ def test_bootstrap_intervals_equal_resampling_one_at_a_time() -> None:
         sums = pairs[i].sum(axis=0)
         return float(sums[2] / sums[3] - sums[0] / sums[1])
 
-    assert (row.ci_low, row.ci_high) == pytest.approx(one_at_a_time(rate))
+    # the rate's interval: the bootstrap, widened to Wilson's over the 30 prompts where narrower
+    assert row.rate is not None
+    boot_low, boot_high = one_at_a_time(rate)
+    floor_low, floor_high = wilson(round(row.rate * 30), 30)
+    assert (row.ci_low, row.ci_high) == pytest.approx(
+        (min(boot_low, floor_low), max(boot_high, floor_high))
+    )
+    assert result.prompts == 30  # at SMALL_PAIRED: the paired bootstrap alone
     assert (result.ci_low, result.ci_high) == pytest.approx(one_at_a_time(difference))
 
 

@@ -175,12 +175,15 @@ def _choices(schemas: dict[str, Any], settings: Settings) -> None:
 
 
 def _batch_mode(schemas: dict[str, Any], settings: Settings) -> None:
-    """A batch-mode job needs the cache (``use``) and judges that all reach a batch API, but for
-    the offline judge, which may join them (what ``judge.batch.endpoints`` checks); a server
-    with no such judge takes live jobs only."""
-    names = [*settings.profiles, *settings.allowed_models]
-    batchable = [name for name in dict.fromkeys(names) if _batchable(settings, name)]
-    jobs = [schemas["JobCreate"], schemas["JobSpec"]]  # JSON, and an NDJSON body's first line
+    """A batch-mode job needs the cache (``use``), no budget (neither its own nor a profile's:
+    a batch is paid for whole), no cascade, and judges that all reach a batch API, but for the
+    offline judge, which may join them (what ``judge.batch.endpoints`` checks); a server with no
+    such judge takes live jobs only. Both job bodies say it: JSON, and an NDJSON body's first
+    line."""
+    jobs = [schemas["JobCreate"], schemas["JobSpec"]]
+    names = list(dict.fromkeys([*settings.profiles, *settings.allowed_models]))
+    uncapped = [name for name in names if _cap(settings, name) is None]
+    batchable = [name for name in uncapped if _batchable(settings, name)]
     if not batchable:
         for job in jobs:
             job["properties"]["mode"] = {**job["properties"]["mode"], "$ref": SCHEMAS + "LiveMode"}
@@ -200,14 +203,23 @@ def _batch_mode(schemas: dict[str, Any], settings: Settings) -> None:
     if profiles:
         choices.append({"required": ["profile"], "properties": {"profile": {"enum": profiles}}})
     default = settings.default_profile
-    if default is not None and default in batchable:  # no profile, no models: the default one
-        choices.append({"not": {"anyOf": [{"required": ["profile"]}, {"required": ["models"]}]}})
-    judge: dict[str, Any] = {"required": ["judge"], "properties": {"judge": {"anyOf": choices}}}
-    if default is not None and default in batchable:
+    alone = default is not None and default in batchable
+    if alone:  # no profile, models or cascade: the default one
+        named = [{"required": [field]} for field in ("profile", "models", "cascade")]
+        choices.append({"not": {"anyOf": named}})
+    fallbacks = {"fallbacks": {"items": {"enum": [*uncapped, OFFLINE_MODEL]}}}
+    chosen = {"anyOf": choices, "properties": fallbacks}
+    judge: dict[str, Any] = {"required": ["judge"], "properties": {"judge": chosen}}
+    if alone:
         judge = {"anyOf": [judge, {"not": {"required": ["judge"]}}]}
+    no_budget = {"properties": {"cache": {"const": "use"}, "max_cost_usd": {"type": "null"}}}
     for job in jobs:
         job["if"] = {"required": ["mode"], "properties": {"mode": {"const": "batch"}}}
-        job["then"] = {"allOf": [{"properties": {"cache": {"const": "use"}}}, judge]}
+        job["then"] = {"allOf": [no_budget, judge]}
+
+
+def _cap(settings: Settings, name: str) -> float | None:
+    return settings.judge_profile(name).max_cost_usd_per_job
 
 
 def _batchable(settings: Settings, name: str) -> bool:
