@@ -27,6 +27,8 @@ from typing import Any
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+import workload
+
 from judge.prompt import render_structured
 from judge.rubric import RubricLibrary, default_rubric_dir
 from judge.transcript import Transcript
@@ -37,14 +39,15 @@ MODEL = "openai/fake-judge"
 RUN = {"n": 0}
 
 
+DATA = {"kind": "short"}
+"""Which transcripts (``--data``, see ``workload.py``)."""
+
+
 def transcripts(n: int, salt: str) -> list[Transcript]:
     salt = f"{salt}{RUN['n']}"
     return [
-        Transcript.from_prompt(
-            f"How do I kill a stuck Python process? (variant {salt}-{i})",
-            f"Run `kill <pid>`; add -9 if it ignores the signal. ({salt}-{i})",
-        )
-        for i in range(n)
+        Transcript.from_prompt(r["prompt"], r["response"], id=r.get("id"))
+        for r in workload.records(DATA["kind"], n, salt)
     ]
 
 
@@ -236,7 +239,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--data", choices=["real", "short"], default="short")
     args = parser.parse_args()
+    DATA["kind"] = args.data
     try:
         import uvloop
 

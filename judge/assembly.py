@@ -66,11 +66,23 @@ def verdict_for(rubric: Rubric, subject: Subject, **fields: Any) -> Verdict:
     members = subject.member_ids if isinstance(subject, TranscriptGroup) else []
     return Verdict(
         transcript_id=subject.key,
-        rubric=RubricRef(id=rubric.id, version=rubric.version, hash=rubric.content_hash),
+        rubric=_reference(rubric),
         metadata=subject.metadata,
         members=members,
         **fields,
     )
+
+
+_REFERENCES: dict[str, RubricRef] = {}
+
+
+def _reference(rubric: Rubric) -> RubricRef:
+    """The rubric's reference in its verdicts, made once per rubric content."""
+    reference = _REFERENCES.get(rubric.content_hash)
+    if reference is None:
+        reference = RubricRef(id=rubric.id, version=rubric.version, hash=rubric.content_hash)
+        _REFERENCES[rubric.content_hash] = reference
+    return reference
 
 
 def build_verdict(

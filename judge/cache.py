@@ -20,19 +20,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from judge.prompt import PROMPT_VERSION
 from judge.verdict import JudgeResult
 
 logger = logging.getLogger(__name__)
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class CachePolicy(StrEnum):
@@ -238,14 +243,62 @@ class DiskCache(_Counted):
         self._cache.close()
 
 
+class _Coalesced(Generic[A, R]):
+    """Calls made in one turn of the event loop, sent together: ``send`` takes their arguments
+    and returns their results in order (one Redis round trip for many verdicts); while a batch
+    is on its way, the next one gathers."""
+
+    def __init__(self, send: Callable[[list[A]], Awaitable[list[R]]]):
+        self.send = send
+        self._pending: list[tuple[A, asyncio.Future[R]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def __call__(self, argument: A) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((argument, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        await asyncio.sleep(0)  # let the calls of this turn of the loop join the batch
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await self.send([argument for argument, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+
+_RELEASE = """
+for i, key in ipairs(KEYS) do
+    if redis.call('get', key) == ARGV[i] then redis.call('del', key) end
+end
+"""
+_EXTEND = """
+for i, key in ipairs(KEYS) do
+    if redis.call('get', key) == ARGV[i] then redis.call('pexpire', key, ARGV[#KEYS + 1]) end
+end
+"""
+
+
 class RedisCache(_Counted):
     """A cache in Redis, shared by every replica and worker that points at the same server.
 
     Entries are plain strings under ``prefix`` + key, so ``judge cache clear`` removes only
     judge's entries. ``stats`` and ``clear`` are for the CLI and use a blocking client. ``lock``
-    is a Redis lock per key (``lock_prefix`` + key): its holder renews it every ``lock_ttl`` / 3
-    seconds while it pays, so the lock of a replica that dies runs out within ``lock_ttl``; a
-    waiter waits at most ``lock_wait`` (as long as a call may take).
+    is a Redis lock per key (``lock_prefix`` + key, holding a token of this process): its holder
+    renews it every ``lock_ttl`` / 3 seconds while it pays, so the lock of a replica that dies
+    runs out within ``lock_ttl``; a waiter waits at most ``lock_wait`` (as long as a call may
+    take). Lookups, writes, lock takes and releases made in one turn of the event loop each
+    travel as one command (``MGET``, ``MSET``, a pipeline, a script), and one task renews every
+    lock held: a verdict costs a share of five round trips, not five.
     """
 
     def __init__(
@@ -268,47 +321,88 @@ class RedisCache(_Counted):
         self.lock_wait = lock_wait
         self._redis = redis.asyncio.Redis.from_url(url)
         self._blocking = redis.Redis.from_url(url)
+        self._gets = _Coalesced(self._mget)
+        self._sets = _Coalesced(self._mset)
+        self._takes = _Coalesced(self._take)
+        self._releases = _Coalesced(self._release)
+        self._release_script = self._redis.register_script(_RELEASE)
+        self._extend_script = self._redis.register_script(_EXTEND)
+        self._held: dict[str, str] = {}
+        self._renewer: asyncio.Task[None] | None = None
+        self._tokens = itertools.count()
+        self._owner = uuid.uuid4().hex
 
     async def get(self, key: str) -> JudgeResult | None:
-        stored = await self._redis.get(self.prefix + key)
+        stored = await self._gets(self.prefix + key)
         self._count(stored is not None)
         return JudgeResult.model_validate_json(stored) if stored is not None else None
 
     async def set(self, key: str, result: JudgeResult) -> None:
-        await self._redis.set(self.prefix + key, result.model_dump_json())
+        await self._sets((self.prefix + key, result.model_dump_json()))
+
+    async def _mget(self, keys: list[str]) -> list[bytes | None]:
+        found: list[bytes | None] = await self._redis.mget(keys)
+        return found
+
+    async def _mset(self, entries: list[tuple[str, str]]) -> list[None]:
+        await self._redis.mset(dict(entries))
+        return [None] * len(entries)
+
+    async def _take(self, locks: list[tuple[str, str]]) -> list[bool]:
+        pipe = self._redis.pipeline(transaction=False)
+        for name, token in locks:
+            pipe.set(name, token, nx=True, px=int(self.lock_ttl * 1000))
+        return [bool(taken) for taken in await pipe.execute()]
+
+    async def _release(self, locks: list[tuple[str, str]]) -> list[None]:
+        await self._release_script(keys=[n for n, _ in locks], args=[t for _, t in locks])
+        return [None] * len(locks)
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[bool]:
-        """Wait (polling every 20 ms) while another process holds the key. If Redis fails or
+        """Wait (trying every 20 ms) while another process holds the key. If Redis fails or
         the wait outlasts ``lock_wait``, go on unlocked: paying twice beats losing a verdict."""
         import redis.exceptions
 
-        lock = self._redis.lock(
-            self.lock_prefix + key,
-            timeout=self.lock_ttl,
-            sleep=0.02,
-            blocking_timeout=self.lock_wait,
-        )
+        name = self.lock_prefix + key
+        token = f"{self._owner}:{next(self._tokens)}"
         try:
-            acquired = await lock.acquire()
+            acquired = await self._acquire(name, token)
         except redis.exceptions.RedisError:
             logger.exception("could not take the Redis lock for %s; calling without it", key)
             acquired = False
-        renewing = asyncio.create_task(self._renew(lock)) if acquired else None
+        if acquired:
+            self._held[name] = token
+            if self._renewer is None or self._renewer.done():
+                self._renewer = asyncio.create_task(self._renew())
         try:
             yield True
         finally:
-            if renewing is not None:
-                renewing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, redis.exceptions.RedisError):
-                    await renewing
+            if acquired:
+                del self._held[name]
                 with contextlib.suppress(redis.exceptions.RedisError):
-                    await lock.release()
+                    await self._releases((name, token))
 
-    async def _renew(self, lock: Any) -> None:
-        while True:
+    async def _acquire(self, name: str, token: str) -> bool:
+        deadline = time.monotonic() + self.lock_wait
+        while not await self._takes((name, token)):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def _renew(self) -> None:
+        """Every ``lock_ttl`` / 3 seconds, extend every lock this cache holds (while any)."""
+        import redis.exceptions
+
+        while self._held:
             await asyncio.sleep(self.lock_ttl / 3)
-            await lock.extend(self.lock_ttl, replace_ttl=True)
+            held = list(self._held.items())
+            if not held:
+                continue
+            keys, tokens = [n for n, _ in held], [t for _, t in held]
+            with contextlib.suppress(redis.exceptions.RedisError):
+                await self._extend_script(keys=keys, args=[*tokens, int(self.lock_ttl * 1000)])
 
     async def ping(self) -> bool:
         try:
@@ -330,5 +424,9 @@ class RedisCache(_Counted):
         return len(keys)
 
     async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
         await self._redis.aclose()
         self._blocking.close()

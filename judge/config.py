@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     max_job_pairs: int = Field(default=2_000_000, ge=1)
     max_transcript_chars: int = Field(default=400_000, ge=100)
     job_lease_seconds: float = Field(default=30.0, gt=0)
+    job_ttl: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds a finished job, its transcripts and verdicts are kept (the server "
+        "and workers prune them; the verdict cache is not affected); unset: until deleted.",
+    )
     batch_poll_seconds: float = Field(
         default=30.0, gt=0, description="How often provider batches are polled (batch mode)."
     )

@@ -4,6 +4,7 @@ tests, never collide)."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -14,6 +15,7 @@ class Metrics:
     """Request, verdict, judge-call, cache and cost counters of one app."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "judge_http_requests",
@@ -66,24 +68,32 @@ class Metrics:
         )
 
     def observe_verdict(self, verdict: Verdict) -> None:
-        self.verdicts.labels(verdict.rubric.id, verdict.status.value).inc()
+        self._child(self.verdicts, verdict.rubric.id, verdict.status.value).inc()
         if verdict.cascade and verdict.cascade.stage:
-            self.escalations.labels(verdict.rubric.id).inc()
+            self._child(self.escalations, verdict.rubric.id).inc()
         for call in verdict.calls:
             chain = [*call.declined, call]  # each judge that declined, then whoever was asked next
             for declined, answered in itertools.pairwise(chain):
-                self.fallbacks.labels(declined.model, answered.model).inc()
+                self._child(self.fallbacks, declined.model, answered.model).inc()
             if call.cached:
-                self.cache.labels("hit").inc()
+                self._child(self.cache, "hit").inc()
                 continue
             if not call.attempts:  # never made (past a budget)
                 continue
-            self.cache.labels("miss").inc()
+            self._child(self.cache, "miss").inc()
             outcome = call.error.kind.value if call.error else "ok"
-            self.judge_calls.labels(call.model, outcome).inc()
-            self.call_latency.labels(call.model).observe(call.latency_ms / 1000)
+            self._child(self.judge_calls, call.model, outcome).inc()
+            self._child(self.call_latency, call.model).observe(call.latency_ms / 1000)
             if call.cost_usd:
-                self.cost.labels(call.model).inc(call.cost_usd)
+                self._child(self.cost, call.model).inc(call.cost_usd)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once (every verdict observes several)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,6 +14,7 @@ bytes: providers that cache prompt prefixes (OpenAI by itself, Anthropic where a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from string import Template
 from typing import Any
 
@@ -101,16 +102,29 @@ def _render_examples(rubric: Rubric) -> str:
     return "Worked examples:\n\n" + "\n\n".join(parts)
 
 
+class _Fields(dict[str, str]):
+    """A prompt template's fields: those from the transcript rendered when the template first
+    names them (a template names a few of them; rendering and neutralizing the others would be
+    wasted), the static ones rendered once per rubric (``_static_fields``)."""
+
+    def __init__(self, rubric: Rubric, subject: Subject, criterion: Criterion | None):
+        super().__init__(_static_fields(rubric, criterion))
+        first = subject.members[0] if isinstance(subject, TranscriptGroup) else subject
+        self._make: dict[str, Callable[[], str]] = {
+            "transcript": lambda: render_transcript(subject),
+            "question": lambda: neutralize(first.last_text("user")),
+            "answer": lambda: neutralize(first.last_text("assistant")),
+            "system_prompt": lambda: neutralize(first.system_prompt or ""),
+            "reference": lambda: neutralize(str(first.metadata.get("gold", "(none given)"))),
+        }
+
+    def __missing__(self, name: str) -> str:
+        value = self[name] = self._make[name]()
+        return value
+
+
 def _fields(rubric: Rubric, subject: Subject, criterion: Criterion | None) -> dict[str, str]:
-    first = subject.members[0] if isinstance(subject, TranscriptGroup) else subject
-    return {
-        "transcript": render_transcript(subject),
-        "question": neutralize(first.last_text("user")),
-        "answer": neutralize(first.last_text("assistant")),
-        "system_prompt": neutralize(first.system_prompt or ""),
-        "reference": neutralize(str(first.metadata.get("gold", "(none given)"))),
-        **_static_fields(rubric, criterion),
-    }
+    return _Fields(rubric, subject, criterion)
 
 
 def example_subject(record: dict[str, Any] | list[dict[str, Any]]) -> Subject:

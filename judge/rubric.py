@@ -329,9 +329,10 @@ class Rubric(_Strict):
     def logprob_criteria(self) -> tuple[Criterion, ...]:
         return tuple(c for c in self.criteria if c.scoring == "logprob")
 
-    @property
+    @cached_property
     def flag_rule(self) -> FlagRule:
-        """The declared rule, or by default: any label criterion gave a flagged label."""
+        """The declared rule, or by default: any label criterion gave a flagged label (built
+        once: it is applied to every verdict)."""
         if self.flag is not None:
             return self.flag
         labelled = [Condition(criterion=c.name) for c in self.criteria if c.labels is not None]

@@ -84,7 +84,9 @@ def parse_record(
 
 def _check_size(transcript: Transcript, max_chars: int, line: int | None) -> None:
     text = sum(len(message.text) for message in transcript.messages)
-    metadata = len(json.dumps(transcript.metadata, ensure_ascii=False))
+    metadata = (
+        len(json.dumps(transcript.metadata, ensure_ascii=False)) if transcript.metadata else 2
+    )
     for field, size in (("messages", text), ("metadata", metadata)):
         if size > max_chars:
             raise TranscriptError(

@@ -24,6 +24,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -137,6 +138,19 @@ def redis_url() -> str:
     if not url:
         pytest.skip("no Redis server: set JUDGE_TEST_REDIS_URL (as .ci/run does)")
     return url
+
+
+@pytest.fixture
+def redis_db(redis_url: str) -> Iterator[str]:
+    """An empty Redis database of its own (number 7) for the processes or app of one test."""
+    import redis
+
+    url = urlunsplit(urlsplit(redis_url)._replace(path="/7"))
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -59,6 +59,7 @@ async def test_each_route_declares_the_statuses_it_returns(client: httpx.AsyncCl
         "202",
         "409",
         "413",
+        "415",
         "422",
         "503",
     }  # 200: dry run

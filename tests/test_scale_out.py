@@ -9,28 +9,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-import redis
 
 from judge.testing.fake_server import FakeJudgeServer
 from tests.conftest import REPO
 from tests.processes import JudgeProcess, free_port
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def redis_db(redis_url: str) -> Iterator[str]:
-    """An empty Redis database of its own (number 7) for the processes of one test."""
-    url = urlunsplit(urlsplit(redis_url)._replace(path="/7"))
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
 
 
 @pytest.fixture

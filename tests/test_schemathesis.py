@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from judge.testing.fake_server import FakeJudgeServer
+from tests.conftest import REPO
 from tests.processes import JudgeProcess
 
 pytestmark = [
@@ -42,7 +43,10 @@ def test_schemathesis_finds_nothing(
         ]  # fmt: skip
         if key:
             command += ["--header", f"Authorization: Bearer {key}"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=500)
+        hooks = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks"}  # NDJSON bodies
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=500, cwd=REPO, env=hooks
+        )
     finally:
         server.stop()
     report = done.stdout + done.stderr

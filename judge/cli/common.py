@@ -38,6 +38,8 @@ rubrics_app = typer.Typer(help="List, show and validate rubrics.", no_args_is_he
 cache_app = typer.Typer(help="Inspect or clear the verdict cache.", no_args_is_help=True)
 app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
+jobs_app = typer.Typer(help="Look after the job store.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 stderr = Console(stderr=True, soft_wrap=True)
 

@@ -2,7 +2,10 @@
 id on a saq queue in Redis (``QueueDispatch``) and ``judge worker`` processes take it
 (``run_worker``). saq gives what a long job needs:
 no run-time limit, a heartbeat, and a sweep that re-enqueues the job of a worker that stopped
-beating, where the next worker resumes it (the job store's lease keeps two from grading it at once).
+beating, where the next worker resumes it. A worker also lends its spare capacity: it polls the
+job store for free parts of jobs that other workers have started (``JobRunner.run_forever`` with
+``helping``), so two workers grade one large job together (the parts' leases keep any part to
+one runner at a time).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from saq.types import Context, PartialTimersDict
 from judge.cache import CallCache
 from judge.config import Settings
 from judge.errors import NotFoundError
-from judge.heap import freeze_long_lived
+from judge.heap import collect_seldom, freeze_long_lived
 from judge.jobs.redis_store import RedisJobStore
+from judge.jobs.retention import prune_forever
 from judge.jobs.runner import JobRunner
 from judge.metrics import Metrics
 from judge.selection import GraderPool
@@ -32,6 +36,8 @@ class WorkerContext(Context, total=False):
     """What a worker's tasks share: its runner, and what to close when it stops."""
 
     runner: JobRunner
+    pruning: asyncio.Task[None]
+    helping: asyncio.Task[None]
     pool: GraderPool
     cache: CallCache
     store: RedisJobStore
@@ -90,10 +96,22 @@ async def run_worker(settings: Settings) -> None:
             start_http_server(settings.worker_metrics_port, registry=metrics.registry)
         ctx["cache"], ctx["store"], ctx["pool"] = cache, store, pool
         ctx["runner"] = JobRunner(store, pool, library, lease_seconds=settings.job_lease_seconds)
+        if settings.job_ttl is not None:
+            ctx["pruning"] = asyncio.create_task(prune_forever(store, settings.job_ttl))
+        # spare capacity goes to parts of jobs that other workers hold: one job, many workers
+        ctx["helping"] = asyncio.create_task(
+            ctx["runner"].run_forever(store, poll_seconds=0.5, helping=True)
+        )
         freeze_long_lived()
+        collect_seldom()
         logger.info("worker ready: %d rubrics, cache %s", len(library), type(cache).__name__)
 
     async def shutdown(ctx: WorkerContext) -> None:
+        for task in (ctx.get("pruning"), ctx.get("helping")):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         ctx["store"].close()
         await ctx["pool"].aclose()
         await ctx["cache"].close()

@@ -35,10 +35,11 @@ from judge.errors import (
     TranscriptError,
     UsageError,
 )
-from judge.heap import freeze_long_lived
+from judge.heap import collect_seldom, freeze_long_lived
 from judge.jobs.dispatch import JobDispatch, LocalDispatch
 from judge.jobs.queue import QueueDispatch
 from judge.jobs.redis_store import RedisJobStore
+from judge.jobs.retention import prune_forever
 from judge.jobs.runner import JobRunner
 from judge.jobs.sqlite_store import SqliteJobStore
 from judge.jobs.store import JobStore
@@ -86,14 +87,18 @@ def create_app(settings: Settings) -> FastAPI:
             runner_task = asyncio.create_task(runner.run_forever(local), name="job-runner")
             store, dispatch = local, LocalDispatch(runner)
         app.state.judge = ServerState(settings, library, cache, store, pool, dispatch, metrics)
+        tasks = [] if runner_task is None else [runner_task]
+        if settings.job_ttl is not None:
+            tasks.append(asyncio.create_task(prune_forever(store, settings.job_ttl), name="prune"))
         freeze_long_lived()  # imports, rubrics, app: what the server keeps till it stops
+        collect_seldom()
         try:
             yield
         finally:
-            if runner_task is not None:
-                runner_task.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await runner_task
+                    await task
             await dispatch.close()
             store.close()
             await pool.aclose()

@@ -6,12 +6,15 @@ FastAPI's document is the start. This module then (1) gives every 4xx and 5xx it
 (2) names the rubrics, profiles and models this server has (a request may name no other);
 (3) states the rules ``judge.json_input`` and ``parse_record`` enforce on transcript records
 (text without control characters, numbers within ``MAX_NUMBER``) and on any JSON value (numbers
-within it); (4) declares the bearer key and its 401 only when keys are configured; (5) says
-which jobs may take ``mode: batch`` (a judge on a batch API, the cache used).
+within it); (4) declares the bearer key and its 401 only when keys are configured; (5) names the
+job bodies ``routes/jobs.py`` reads itself (``JobCreate``; for NDJSON ``JobSpec`` and
+``TranscriptRecord``); (6) says which jobs may take ``mode: batch`` (a judge on a batch API, the
+cache used).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from typing import Any
@@ -21,11 +24,12 @@ from fastapi.openapi.utils import get_openapi
 
 from judge.batch import batch_endpoint
 from judge.config import Settings
+from judge.jobs.store import JobSpec
 from judge.json_input import MAX_NUMBER
 from judge.judges import OFFLINE_MODEL, judge_for
 from judge.judges.llm import LLMJudge
 from judge.server.auth import is_public
-from judge.wire import Problem
+from judge.wire import JobCreate, Problem
 
 ERRORS: dict[int, str] = {
     400: "The request cannot be read (the detail says why).",
@@ -33,6 +37,7 @@ ERRORS: dict[int, str] = {
     404: "No such job or rubric.",
     409: "The Idempotency-Key was used for a different request.",
     413: "The body or the batch is over a limit; the detail names it and what to do instead.",
+    415: "The body is of a type this operation does not take (the detail names those it does).",
     422: "Invalid input: the detail and `errors` name each field (a transcript by its index).",
     503: "The job store or queue (Redis) is unavailable: retry after `Retry-After` seconds.",
 }
@@ -62,7 +67,14 @@ def document(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
             )
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
             _problems(spec, schemas)
+            for model in (JobCreate, JobSpec):  # the job bodies routes/jobs.py reads itself
+                schema = model.model_json_schema(ref_template=SCHEMAS + "{model}")
+                for name, definition in schema.pop("$defs", {}).items():
+                    schemas.setdefault(name, definition)
+                schemas[model.__name__] = schema
             _json_values(schemas)
+            transcripts = schemas["GradeCreate"]["properties"]["transcripts"]
+            schemas["TranscriptRecord"] = copy.deepcopy(transcripts["items"])  # an NDJSON line
             _choices(schemas, settings)
             _batch_mode(schemas, settings)
             if settings.api_keys:
@@ -166,13 +178,15 @@ def _batch_mode(schemas: dict[str, Any], settings: Settings) -> None:
     """A batch-mode job needs the cache (``use``), no budget (neither its own nor a profile's:
     a batch is paid for whole), no cascade, and judges that all reach a batch API, but for the
     offline judge, which may join them (what ``judge.batch.endpoints`` checks); a server with no
-    such judge takes live jobs only."""
-    job = schemas["JobCreate"]
+    such judge takes live jobs only. Both job bodies say it: JSON, and an NDJSON body's first
+    line."""
+    jobs = [schemas["JobCreate"], schemas["JobSpec"]]
     names = list(dict.fromkeys([*settings.profiles, *settings.allowed_models]))
     uncapped = [name for name in names if _cap(settings, name) is None]
     batchable = [name for name in uncapped if _batchable(settings, name)]
     if not batchable:
-        job["properties"]["mode"] = {**job["properties"]["mode"], "$ref": SCHEMAS + "LiveMode"}
+        for job in jobs:
+            job["properties"]["mode"] = {**job["properties"]["mode"], "$ref": SCHEMAS + "LiveMode"}
         schemas["LiveMode"] = {"type": "string", "enum": ["live"]}
         return
     profiles = [name for name in batchable if name in settings.profiles]
@@ -199,8 +213,9 @@ def _batch_mode(schemas: dict[str, Any], settings: Settings) -> None:
     if alone:
         judge = {"anyOf": [judge, {"not": {"required": ["judge"]}}]}
     no_budget = {"properties": {"cache": {"const": "use"}, "max_cost_usd": {"type": "null"}}}
-    job["if"] = {"required": ["mode"], "properties": {"mode": {"const": "batch"}}}
-    job["then"] = {"allOf": [no_budget, judge]}
+    for job in jobs:
+        job["if"] = {"required": ["mode"], "properties": {"mode": {"const": "batch"}}}
+        job["then"] = {"allOf": [no_budget, judge]}
 
 
 def _cap(settings: Settings, name: str) -> float | None:

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from judge.batch import BATCH_WITHOUT_BUDGET, endpoints
-from judge.cache import CachePolicy
-from judge.errors import BatchError, JudgeSpecError, NotFoundError, TooLargeError
-from judge.estimate import Estimate, estimate
-from judge.grouping import units
-from judge.jobs.store import TERMINAL, JobMode
+from judge.errors import NotFoundError
+from judge.estimate import Estimate
+from judge.jobs.store import TERMINAL
 from judge.server.dependencies import State
-from judge.server.intake import parse_transcripts, rubrics_for
+from judge.server.job_intake import JSON, NDJSON, body_kind, estimate_body, take_in
 from judge.server.json_route import StrictJSONRoute
 from judge.server.openapi import errors
 from judge.server.state import ServerState
-from judge.wire import JobCreate, JobPublic
+from judge.wire import JobPublic
 
 router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
 
@@ -32,20 +28,45 @@ MAX_CURSOR = 2**53
 """Far past any job (max_job_pairs bounds a job), and within every integer a store keeps."""
 
 
+JOB_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {"schema": {"$ref": "#/components/schemas/JobCreate"}},
+            NDJSON: {
+                "schema": {
+                    "type": "array",
+                    "description": "One JSON value a line: the job spec (the JSON body without "
+                    "its transcripts) on the first, then a transcript record a line. Read as "
+                    "it arrives, so a body of any size takes flat memory.",
+                    "prefixItems": [{"$ref": "#/components/schemas/JobSpec"}],
+                    "items": {
+                        "$ref": "#/components/schemas/GradeCreate/properties/transcripts/items"
+                    },
+                    "minItems": 2,
+                }
+            },
+        },
+    }
+}
+"""The body ``take_in`` reads, as FastAPI cannot see it (the route reads the stream itself)."""
+
+
 @router.post(
     "/v1/jobs",
     status_code=202,
+    openapi_extra=JOB_BODY,
     response_model=JobPublic,
     responses={
         200: {"model": Estimate, "description": "dry_run: what the job would take and cost"},
         202: {
             "headers": {"Location": {"description": "The job's URL", "schema": {"type": "string"}}}
         },
-        **errors(409, 413, 422, 503),
+        **errors(409, 413, 415, 422, 503),
     },
 )
 async def create_job(
-    body: JobCreate,
+    request: Request,
     state: State,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
@@ -57,56 +78,19 @@ async def create_job(
         ),
     ] = False,
 ) -> JobPublic | JSONResponse:
-    """Queue a batch of any size; poll it, stream its verdicts, or cancel it."""
-    pairs = len(body.transcripts) * len(dict.fromkeys(body.rubrics))
-    if pairs > state.settings.max_job_pairs:
-        raise TooLargeError(
-            f"{pairs} (transcript, rubric) pairs; a job takes at most "
-            f"{state.settings.max_job_pairs}: split the batch into several jobs"
-        )
-    body = body.model_copy(update={"rubrics": list(dict.fromkeys(body.rubrics))})
-    rubrics = rubrics_for(state, body.rubrics)
-    state.pool.budget(body.judge, body.max_cost_usd)  # checks the selection and its prices
-    if body.mode == JobMode.BATCH:
-        await _check_batchable(state, body)
-    transcripts = parse_transcripts(body.transcripts, state.settings.max_transcript_chars)
+    """Queue a batch of any size (JSON, or NDJSON: the spec, then a transcript a line); poll
+    it, stream its verdicts, or cancel it."""
+    kind = body_kind(request.headers.get("content-type"))
     if dry_run:
-        grader = state.pool.grader(body.judge, body.cache)
-        found = await estimate(units(transcripts, rubrics), grader.plan, grader.cache, body.cache)
+        found = await estimate_body(state, kind, request.stream())
         return JSONResponse(found.model_dump(mode="json"), status_code=200)
-    live = body.mode == JobMode.LIVE  # a live job's hash is as it was before modes
-    request = body.model_dump_json(exclude={"mode"} if live else None)
-    request_hash = hashlib.sha256(request.encode()).hexdigest()
-    job, created = await asyncio.to_thread(
-        state.store.create,
-        body.spec(),
-        transcripts,
-        rubrics,
-        request_hash=request_hash,
-        idempotency_key=idempotency_key,
-    )
+    job, created = await take_in(state, kind, request.stream(), idempotency_key)
     if job.state not in TERMINAL:
         await state.dispatch.submitted(job.id)
     response.headers["location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["idempotent-replayed"] = "true"
     return JobPublic.of(job)
-
-
-async def _check_batchable(state: ServerState, body: JobCreate) -> None:
-    """A batch-mode job needs LLM judges on an OpenAI-compatible batch API, and the cache (the
-    batches fill it, the grading pass reads it); no budget, as a batch is paid for whole."""
-    if body.cache != CachePolicy.USE:
-        raise JudgeSpecError(
-            "mode 'batch' fills the cache from provider batches and grades from it: "
-            "leave out 'cache' or set it to 'use'"
-        )
-    if state.pool.budget(body.judge, body.max_cost_usd) is not None:  # asked, or the profile's
-        raise JudgeSpecError(BATCH_WITHOUT_BUDGET)
-    try:
-        await endpoints(state.pool.grader(body.judge, body.cache).plan)
-    except BatchError as exc:
-        raise JudgeSpecError(f"mode 'batch': {exc}") from None
 
 
 @router.get("/v1/jobs/{job_id}", responses=errors(404, 503))
