@@ -65,7 +65,7 @@ def test_a_job_sent_to_one_replica_is_graded_by_the_worker_and_served_by_the_oth
     assert replayed.json()["id"] == job_id and replayed.headers["idempotent-replayed"] == "true"
 
     worker.start()
-    stream = httpx.get(f"{b}/v1/jobs/{job_id}/verdicts", timeout=60)  # follows until the end
+    stream = httpx.get(f"{b}/v1/jobs/{job_id}/verdicts", timeout=180)  # follows until the end
     verdicts = [json.loads(line) for line in stream.text.splitlines()]
     job = httpx.get(f"{a}/v1/jobs/{job_id}", timeout=10).json()
 
