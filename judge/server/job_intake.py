@@ -155,6 +155,7 @@ class _Intake:
                     raise self._too_long()
                 for record in records:
                     await self.record(record, stream.fields)
+                await _let_others_run()
             for record in stream.close():
                 await self.record(record, stream.fields)
             check(stream.fields, controls=True)
@@ -316,8 +317,16 @@ async def _lines(
             raise too_long()
         for line in lines:
             yield line
+        await _let_others_run()
     if rest:
         yield rest
+
+
+async def _let_others_run() -> None:
+    """Yield to the event loop once a chunk of the body is taken in: a client that sends
+    faster than records are checked keeps every read ready, so nothing else (``/readyz``,
+    other requests) would run until the body ends."""
+    await asyncio.sleep(0)
 
 
 def _invalid(where: list[str], message: str) -> RequestValidationError:
