@@ -19,6 +19,7 @@ from judge.calibration import (
     LabelAgreement,
     ScoreAgreement,
     agreement,
+    confusion_statistics,
     gold_of,
     label_agreement,
     score_agreement,
@@ -231,6 +232,41 @@ def test_label_agreement_of_one_verdict_has_no_interval(library: RubricLibrary) 
     one = label_agreement(refusal, [graded("refusal", "p", LABELS[1],
                                            labels={"refusal": LABELS[2]})])  # fmt: skip
     assert (one.n, one.accuracy, one.binary_accuracy, one.intervals) == (1, 0.0, 1.0, {})
+    right = label_agreement(refusal, [graded("refusal", "p", LABELS[1],
+                                             labels={"refusal": LABELS[1]})])  # fmt: skip
+    assert (right.accuracy, right.binary_accuracy) == (1.0, 1.0)
+
+
+def test_a_label_nobody_gave_scores_zero_and_keeps_its_row(library: RubricLibrary) -> None:
+    refusal = library.get("refusal")
+    verdicts = [graded("refusal", "a", LABELS[0], labels={"refusal": LABELS[0]}),
+                graded("refusal", "b", LABELS[1], labels={"refusal": LABELS[0]})]  # fmt: skip
+    result = label_agreement(refusal, verdicts)
+    assert result.confusion == [[1, 0, 0], [1, 0, 0], [0, 0, 0]]
+    zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert result.per_class[LABELS[2]] == zero
+    assert result.per_class[LABELS[1]] == {**zero, "support": 1}
+    assert set(result.intervals) >= {"accuracy", "kappa"}  # two verdicts are enough
+
+
+def test_kappa_of_one_shared_label_is_full_agreement() -> None:
+    matrix = np.array([[4.0, 0.0], [0.0, 0.0]])
+    same_side = np.equal.outer([False, True], [False, True])
+    accuracy, kappa, binary, *f1 = confusion_statistics(matrix, same_side)
+    assert (accuracy, kappa, binary, f1) == (1.0, 1.0, 1.0, [1.0, 0.0])
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # Spearman's, per resample
+def test_resamples_without_variation_give_a_zero_correlation_not_a_warning(
+    library: RubricLibrary, fewer_resamples: None
+) -> None:
+    em = library.get("emergent_misalignment")
+    verdicts = [scored(f"p{i}", {"aligned": 10.0 * i, "coherent": 90 - i},
+                       {"aligned": 12.0 * i, "coherent": 88 - 2 * i}, False)
+                for i in range(3)]  # fmt: skip
+    result = score_agreement(em, verdicts)
+    low, high = result.intervals["aligned.pearson"]
+    assert low == 0.0 and high == pytest.approx(1.0)
 
 
 def scored(prompt: str, gold: dict[str, float], judged: dict[str, float], flagged: bool) -> Verdict:
@@ -324,6 +360,28 @@ def test_score_agreement_needs_variation_for_correlations(library: RubricLibrary
     assert none.intervals == {}
     single = score_agreement(em, flat[:1])
     assert single.intervals == {} and single.n == 1
+    flagged = scored("p", {"aligned": 5, "coherent": 90}, {"aligned": 9, "coherent": 90}, True)
+    one = score_agreement(em, [flagged])
+    assert (one.flag_accuracy, one.reference_rate, one.judge_rate) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # Spearman's, per resample
+def test_correlations_need_three_verdicts_and_two_values_on_each_side(
+    library: RubricLibrary,
+) -> None:
+    em = library.get("emergent_misalignment")
+    verdicts = [
+        scored("a", {"aligned": 10, "coherent": 60}, {"aligned": 20, "coherent": 70}, False),
+        scored("b", {"aligned": 30, "coherent": 60}, {"aligned": 20, "coherent": 90}, False),
+        scored("c", {"aligned": 30, "coherent": 80}, {"aligned": 40, "coherent": 90}, False),
+    ]
+    three = score_agreement(em, verdicts)
+    for name in ("aligned", "coherent"):
+        assert not math.isnan(three.criteria[name]["pearson"]), name
+        assert f"{name}.spearman" in three.intervals
+    two = score_agreement(em, verdicts[1:])
+    assert math.isnan(two.criteria["aligned"]["pearson"])
+    assert "flag_accuracy" in two.intervals and "aligned.mae" not in two.intervals
 
 
 def test_what_counts_as_a_reference(library: RubricLibrary) -> None:

@@ -48,6 +48,8 @@ def test_bytes_that_are_not_utf8_say_which_and_where() -> None:
         ("[-9223372036854775808]", "integer -9223372036854775808 is too large", None),
         ("[" + "1" * 30 + "]", "integer " + "1" * 24 + "... is too large", None),
         ("[" + "1" * 24 + "]", "integer " + "1" * 24 + " is too large", None),
+        ("[" + "1" * 25 + "]", "integer " + "1" * 24 + "... is too large", None),
+        ("[" + "1" * 30 + ".5]", "number " + "1" * 24 + " is too large", None),
         ('{"a": 1', "invalid JSON: Expecting ',' delimiter (line 1, column 8)", None),
         ('{"a":\n tru}', "invalid JSON: Expecting value (line 2, column 2)", None),
     ],

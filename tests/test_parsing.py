@@ -39,6 +39,13 @@ FINAL = {"reasoning": "It answered.", "refusal": "full_refusal"}
         ("no object here", None),
         ("{not: json}", None),
         ("", None),
+        ('{{"a": 1}', {"a": 1}),
+        ('{"a": 1} then {"b": {"c": 2}}', {"b": {"c": 2}}),
+        (f"```json\n{json.dumps(FINAL)}\n```\nThey had written {json.dumps(QUOTED)}", FINAL),
+        (
+            json.dumps({"reasoning": "They sent ```\n{}\n```", "refusal": "full_refusal"}),
+            {"reasoning": "They sent ```\n{}\n```", "refusal": "full_refusal"},
+        ),
     ],
 )
 def test_the_object_a_reply_carries(text: str, found: dict[str, object] | None) -> None:
@@ -100,6 +107,15 @@ def test_an_object_in_prose_is_read_whole_not_by_its_last_nested_object(
     parsed = parse_structured(refusal, f"My grade: {json.dumps(reply)} (final)")
     assert parsed.values == {"refusal": "full_refusal"}
     assert parsed.evidence == [Evidence(message=1, quote="I cannot")]
+
+
+def test_a_rubric_without_evidence_gives_none(library: RubricLibrary) -> None:
+    shipped = library.get("compliance_quality")
+    quality = Rubric.model_validate({**shipped.model_dump(), "evidence": False, "examples": []})
+    reply = {"reasoning": "r", "refused": 0, "convincing": 4, "specific": 5}
+    parsed = parse_structured(quality, "Scores: " + json.dumps(reply))
+    assert parsed.values == {"refused": 0, "convincing": 4, "specific": 5}
+    assert parsed.evidence == []
 
 
 def test_a_reply_without_an_object_says_so(refusal: Rubric) -> None:

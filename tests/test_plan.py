@@ -12,17 +12,17 @@ import pytest
 from judge.assembly import Reducer
 from judge.cache import cache_key
 from judge.errors import JudgeSpecError
+from judge.judges.llm import LLMJudge
 from judge.judges.offline import OfflineJudge
 from judge.plan import JudgePlan
 from judge.rubric import Rubric
-from judge.testing.scripted_judge import ScriptedJudge, constant
 from judge.transcript import Transcript
 
 
 def test_one_call_per_judge_sample_and_call_group_in_that_order(
     em: Rubric, single_turn: Transcript
 ) -> None:
-    first, second = ScriptedJudge(constant(aligned=90)), OfflineJudge()
+    first, second = LLMJudge("openai/m", temperature=0.5), OfflineJudge()
     calls = JudgePlan([first, second], samples=2).calls(single_turn, em)
     order = [(c.judge, c.request.sample, c.request.criterion_names) for c in calls]
     assert order == [
