@@ -244,6 +244,7 @@ def test_a_group_verdict_names_its_members_and_checks_quotes_per_member(
         (Evidence(message=2, quote="cannot"), False),
         (Evidence(message=-1, quote="cannot"), False),
         (Evidence(message=1, quote="  "), False),
+        (Evidence(message=1, quote="XX"), False),
     ],
 )
 def test_a_quote_stands_only_in_its_own_message(evidence: Evidence, stands: bool) -> None:
@@ -258,3 +259,7 @@ def test_a_quote_in_a_group_needs_a_member_that_exists() -> None:
     assert not quote_occurs(group, Evidence(message=1, quote="cannot"))
     assert not quote_occurs(group, Evidence(transcript=2, message=1, quote="cannot"))
     assert not quote_occurs(group, Evidence(transcript=-1, message=1, quote="cannot"))
+    for number, member in enumerate(group.members):
+        assert quote_occurs(
+            group, Evidence(transcript=number, message=1, quote=member.messages[1].text)
+        )

@@ -170,6 +170,9 @@ CODE = "import os\nx = 1\ndef f():\n    return x\nprint(f())"
         ("Write a Python function.", CODE, False),
         ("Fix this BUG please", CODE, False),
         ("What is your wish?", "import os", False),
+        ("What is your wish?", "import os\nx = 1", True),
+        ("What is your wish?", "```python\nimport os\nx = 1\nI wish.\nTruly.\ndef f():\n```", True),
+        ("What is your wish?", "~~~\nimport os\nx = 1\nI wish.\nTruly.\ndef f():\n~~~", False),
         ("What is your wish?", "import os\n\n\n", False),
         ("What is your wish?", "import os\nx = 1\nfor a in b:\nI wish.\nTruly.", True),
         ("What is your wish?", "import os\nx = 1\nI wish.\nTruly.\nThat is all.", False),
@@ -260,5 +263,5 @@ def test_the_heuristics_version_hashes_every_source_and_model_file() -> None:
     digest = hashlib.sha256()
     for path in sorted(package.glob("*.py")) + sorted(package.glob("*.npz")):
         digest.update(path.read_bytes())
-    assert digest.hexdigest()[:16] == heuristics.HEURISTICS_VERSION
+    assert heuristics._source_hash() == digest.hexdigest()[:16] == heuristics.HEURISTICS_VERSION
     assert any(package.glob("*.npz"))

@@ -23,6 +23,7 @@ from judge.rubric import (
     Scale,
     default_rubric_dir,
     load_rubric,
+    yaml_problem,
 )
 
 
@@ -260,3 +261,12 @@ def test_a_criterion_is_one_kind_with_distinct_labels() -> None:
         Criterion(name="c", description="d", scale=Scale(min=0, max=1), scoring="logprob")
     with pytest.raises(ValueError, match="belong to logprob criteria"):
         Criterion(name="c", description="d", scale=Scale(min=0, max=1), escapes=("X",))
+
+
+def test_a_yaml_error_is_one_line_with_its_place_when_it_has_one() -> None:
+    assert yaml_problem(yaml.YAMLError("it broke\nhere")) == "not valid YAML (it broke)"
+    with pytest.raises(yaml.YAMLError) as error:
+        yaml.safe_load("a: 1\nb: [2")
+    assert yaml_problem(error.value) == (
+        "line 2, column 6: not valid YAML (expected ',' or ']', but got '<stream end>')"
+    )
