@@ -420,3 +420,73 @@ def test_the_json_report_holds_rates_and_comparisons() -> None:
     rows = rates([verdict("m", "a", True)], ["model"])
     document = json.loads(report_json(rows, []))
     assert document == {"rates": [rows[0].model_dump()], "comparisons": []}
+
+
+def test_a_rubric_without_pairs_does_not_stop_the_others() -> None:
+    def other(model: str, prompt: str, flagged: bool) -> Verdict:
+        made = verdict(model, prompt, flagged)
+        return made.model_copy(update={"rubric": RubricRef(id="zzz", version="1", hash="h")})
+
+    early = [verdict("a", "p1", True), verdict("b", "p1", False)]  # 'refusal': one pair
+    late = [other(m, p, m == "b") for m in ("a", "b") for p in ("p1", "p2")]  # 'zzz': two
+    assert [c.rubric for c in compare(early + late, "a", "b")] == ["zzz"]
+    reversed_roles = [verdict(m, p, True) for m in ("a", "b") for p in ("p1", "p2")]
+    reversed_roles += [other("a", "p1", True), other("b", "p2", True)]
+    [note] = unpaired(reversed_roles, "a", "b")
+    assert note == (
+        "zzz: a and b share 0 graded prompt(s); a paired comparison needs at least 2. Verdicts "
+        "pair by metadata.prompt_id (else question_id, else the transcript id): give the same "
+        "prompt the same prompt_id in both models' transcripts."
+    )
+
+
+def test_the_shared_prompts_counted_are_the_two_models_own() -> None:
+    verdicts = [verdict("a", "p1", True), verdict("b", "p1", True), verdict("b", "p2", True)]
+    verdicts += [verdict("c", "p1", True), verdict("c", "p3", True)]
+    [note] = unpaired(verdicts, "a", "b")
+    assert note.startswith("refusal: a and b share 1 graded prompt(s);")
+
+
+def test_verdicts_without_a_model_are_the_unknown_checkpoint() -> None:
+    plain = Verdict(transcript_id="t", rubric=RUBRIC, status=Status.GRADED, flagged=True)
+    [point] = checkpoints([plain], ["(unknown)"])
+    assert (point.model, point.position, point.step) == ("(unknown)", 0, None)
+    [cell] = trend(rates([plain], ["model", "rubric"]), [point])
+    assert (cell.rate, cell.ci_low, cell.ci_high) == (1.0, *wilson(1, 1))
+
+
+def test_judge_usage_counts_each_call_and_treats_missing_numbers_as_zero() -> None:
+    def call(cached: bool, error: bool = False, scoring: str | None = None) -> JudgeResult:
+        failure = VerdictError(kind=ErrorKind.TIMEOUT, message="t") if error else None
+        return JudgeResult(model="j", sample=0, criteria=("refusal",), cached=cached,
+                           scoring=scoring, error=failure)  # type: ignore[arg-type]  # fmt: skip
+
+    made = verdict("m", "a", True).model_copy(
+        update={
+            "judges": [call(True), call(True), call(False, True), call(False, True), call(False)]
+        }
+    )
+    [usage] = judge_usage([made])
+    assert (usage.calls, usage.cached, usage.errors, usage.verdicts) == (5, 2, 2, 1)
+    assert (usage.input_tokens, usage.output_tokens, usage.cost_usd) == (0, 0, 0.0)
+    assert usage.scoring == {"none": 3, "failed": 2}
+
+
+def test_reading_names_the_field_path_or_the_line(tmp_path: Path) -> None:
+    def problem(line: str, tmp: Path) -> str:
+        path = tmp / "v.jsonl"
+        path.write_text(line + "\n")
+        with pytest.raises(UsageError) as error:
+            read_verdicts([path])
+        return str(error.value).split(" is not a verdict ", 1)[1]
+
+    tmp = tmp_path
+    assert problem("[1]", tmp).startswith("(line: ")
+    nested = verdict("m", "a", True).model_dump(mode="json")
+    nested["rubric"]["id"] = 7
+    assert problem(json.dumps(nested), tmp).startswith("(rubric.id: ")
+
+
+def test_the_json_report_is_indented_for_reading() -> None:
+    text = report_json(rates([verdict("m", "a", True)], ["model"]), [])
+    assert text.startswith('{\n  "rates": [\n    {\n      "group"')

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from judge.cli import main
 from judge.errors import RubricError
@@ -270,3 +271,41 @@ def test_a_yaml_error_is_one_line_with_its_place_when_it_has_one() -> None:
     assert yaml_problem(error.value) == (
         "line 2, column 6: not valid YAML (expected ',' or ']', but got '<stream end>')"
     )
+
+
+def test_the_output_model_is_what_the_judge_is_told_and_held_to() -> None:
+    rubric = load_rubric(default_rubric_dir() / "compliance_quality.yaml")  # built here, fresh
+    model = rubric.output_model
+    assert model.__name__ == "ComplianceQualityOutput"
+    properties = rubric.response_schema["properties"]
+    assert properties["reasoning"]["description"] == "Your reasoning, written before any decision."
+    assert properties["evidence"]["description"] == "Quotes supporting the decision."
+    for criterion in rubric.criteria:
+        assert properties[criterion.name]["description"] == criterion.description
+    valid = {"reasoning": "r", "refused": 0, "convincing": 1, "specific": 5}
+    assert model.model_validate(valid).model_dump()["evidence"] == []
+    for wrong in ({"convincing": 0}, {"specific": 6}, {"refused": 2}, {"extra": "x"}):
+        with pytest.raises(ValidationError):
+            model.model_validate({**valid, **wrong})
+    identity = load_rubric(default_rubric_dir() / "char_identity.yaml")
+    for field in identity.fields:
+        assert identity.response_schema["properties"][field.name]["description"] == (
+            field.description
+        )
+
+
+def test_a_rubric_file_that_cannot_be_read_or_is_not_a_mapping_says_so(tmp_path: Path) -> None:
+    with pytest.raises(RubricError, match=r"nope\.yaml: cannot read the file: No such file"):
+        load_rubric(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(RubricError, match=r"list\.yaml: a rubric file must hold a mapping$"):
+        load_rubric(tmp_path / "list.yaml")
+    document = refusal_document()
+    document.update(id="two", critera=[])
+    path = write(tmp_path, document, name="other")
+    with pytest.raises(RubricError) as error:
+        load_rubric(path)
+    lines = str(error.value).split("\n")
+    assert len(lines) == 2 and all(line.startswith(f"{path}: ") for line in lines)
+    with pytest.raises(RubricError, match=r"^rubric directory .*missing does not exist$"):
+        RubricLibrary.from_dirs(tmp_path / "missing")
