@@ -7,10 +7,14 @@
     python benchmarks/mutation.py --all            # every module in scope (an hour or more)
     python benchmarks/mutation.py judge/scoring.py # these modules
     python benchmarks/mutation.py --report         # the scores of the last run, without running
+    python benchmarks/mutation.py --all --survivors  # only what the last run left alive
 
 The scope is ``SCOPE`` below: whole modules, or for a module whose other parts decide nothing
-about a verdict (the cache backends, the LLM judge's transport), only the functions that do
-(``cache_key``, the judges' identities). mutmut copies the package into ``mutants/`` and runs
+about a verdict (the cache backends, the LLM judge's transport, the rubric loader's messages),
+only the functions that do (``cache_key``, the judges' identities, the decision rules). mutmut
+mutates no decorated function (properties, validators): their rules are tested all the same.
+
+mutmut copies the package into ``mutants/`` and runs
 the in-process tests there (``[tool.mutmut]`` in pyproject.toml), each mutant against the tests
 that reach the mutated function; the script gives them Redis (a ``redis-server`` of its own
 unless ``JUDGE_TEST_REDIS_URL`` is set) and the shared data, as CI does.
@@ -40,7 +44,15 @@ SCOPE: dict[str, list[str]] = {
     "judge/parsing.py": ["*"],
     "judge/cache.py": ["x_cache_key__mutmut_*"],
     "judge/plan.py": ["*"],
-    "judge/rubric.py": ["*"],
+    "judge/rubric.py": [  # the decision rules, derived scores and the reply model
+        "xǁConditionǁholds__mutmut_*",
+        "xǁCriterionǁis_flagged_label__mutmut_*",
+        "xǁRubricǁcriterion__mutmut_*",
+        "xǁRubricǁderive__mutmut_*",
+        "xǁRubricǁis_flagged__mutmut_*",
+        "xǁRubricǁ_flag_problems__mutmut_*",
+        "x__output_model__mutmut_*",
+    ],
     "judge/formula.py": ["*"],
     "judge/assembly.py": ["*"],
     "judge/shape.py": ["*"],
@@ -141,7 +153,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run(paths: list[str]) -> None:
+def survivors(paths: list[str]) -> list[str]:
+    """The mutants in scope that the last run did not kill (or did not run), equivalents aside."""
+    marked = equivalent()
+    return [
+        name
+        for codes in results(paths).values()
+        for name, code in codes.items()
+        if code not in KILLED and name not in marked
+    ]
+
+
+def run(paths: list[str], names: list[str] | None = None) -> None:
     env = dict(os.environ)
     env.setdefault("JUDGE_SHARED_DATA", str(REPO.parent / "shared" / "data"))
     redis = None
@@ -166,7 +189,7 @@ def run(paths: list[str]) -> None:
         )
         env["JUDGE_TEST_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
     try:
-        command = [sys.executable, "-m", "mutmut", "run", *patterns(paths)]
+        command = [sys.executable, "-m", "mutmut", "run", *(names or patterns(paths))]
         subprocess.run(command, cwd=REPO, env=env, check=False)
     finally:
         if redis is not None:
@@ -182,6 +205,9 @@ def main() -> int:
     which.add_argument("--all", action="store_true", help="mutate every module in scope")
     parser.add_argument("modules", nargs="*", metavar="MODULE", help="mutate these (in SCOPE)")
     parser.add_argument("--report", action="store_true", help="only print the last scores")
+    parser.add_argument(
+        "--survivors", action="store_true", help="run again only the mutants left alive"
+    )
     parser.add_argument("--floor", type=float, default=0.9, help="lowest score that passes")
     options = parser.parse_args()
     unknown = [path for path in options.modules if path not in SCOPE]
@@ -196,7 +222,11 @@ def main() -> int:
     if not paths:
         print(f"no module in scope changed against {options.base}")
         return 0
-    if not options.report:
+    if options.survivors:
+        names = survivors(paths)
+        if names:
+            run(paths, names)
+    elif not options.report:
         run(paths)
     return 0 if report(paths, options.floor) else 1
 

@@ -149,6 +149,19 @@ def test_a_criterion_nobody_scored_is_not_applicable_with_each_reason_once(em: R
     assert verdict.status == Status.NOT_APPLICABLE
     assert verdict.reason == "escape: CODE; too little numeric mass"
     assert verdict.flagged is None
+    assert (verdict.judges, verdict.cached) == (calls, False) and verdict.key
+
+
+def test_without_a_complete_member_the_reduced_values_flag(em: Rubric) -> None:
+    # j1 scored only "aligned", j2 only "coherent": no member has both, the reduced values do
+    calls = [
+        result("j1", values={"aligned": 10.0}),
+        result("j1", values={}, criteria=("coherent",), unscored="escape"),
+        result("j2", values={}, criteria=("aligned",), unscored="escape"),
+        result("j2", values={"coherent": 90.0}),
+    ]
+    for reducer in Reducer:
+        assert build_verdict(em, TRANSCRIPT, calls, reducer).flagged is True
 
 
 def em_calls(

@@ -306,11 +306,11 @@ def test_rows_are_sorted_and_counts_by_kind_and_reason_are_ordered() -> None:
 
     verdicts = [failed("a", ErrorKind.TIMEOUT), failed("b", ErrorKind.PARSE)]
     verdicts += [failed("c", ErrorKind.TIMEOUT), skipped("d", "b-reason"), skipped("e", "a-reason")]
-    verdicts += [skipped("f", "a-reason"), verdict("b-model", "g", True)]
+    verdicts += [skipped("f", "b-reason"), verdict("b-model", "g", True)]
     rows = rates(verdicts, ["model"])
     assert [row.group for row in rows] == [{"model": "b-model"}, {"model": "m"}]
     assert list(rows[1].errors_by_kind.items()) == [("parse", 1), ("timeout", 2)]
-    assert list(rows[1].not_applicable_by_reason.items()) == [("a-reason", 2), ("b-reason", 1)]
+    assert list(rows[1].not_applicable_by_reason.items()) == [("b-reason", 2), ("a-reason", 1)]
     assert (rows[1].errors, rows[1].not_applicable) == (3, 3)
 
 

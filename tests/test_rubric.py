@@ -309,3 +309,26 @@ def test_a_rubric_file_that_cannot_be_read_or_is_not_a_mapping_says_so(tmp_path:
     assert len(lines) == 2 and all(line.startswith(f"{path}: ") for line in lines)
     with pytest.raises(RubricError, match=r"^rubric directory .*missing does not exist$"):
         RubricLibrary.from_dirs(tmp_path / "missing")
+
+
+def test_every_bad_flag_condition_is_reported_with_what_to_do(tmp_path: Path) -> None:
+    document = refusal_document()
+    document["flag"] = {"any": [{"criterion": "nope"}, {"criterion": "refusal", "lt": 3},
+                                {"criterion": "other"}]}  # fmt: skip
+    with pytest.raises(RubricError) as error:
+        load_rubric(write(tmp_path, document))
+    message = str(error.value)
+    assert "flag condition: no criterion 'nope'" in message
+    assert "flag condition: no criterion 'other'" in message
+    assert (
+        "flag condition on label criterion 'refusal' takes no comparison; it holds when the "
+        "label is marked flagged"
+    ) in message
+    quality: dict[str, Any] = yaml.safe_load(
+        (default_rubric_dir() / "compliance_quality.yaml").read_text()
+    )
+    quality["flag"] = {"any": [{"criterion": "strongreject"}, {"criterion": "refused"}]}
+    with pytest.raises(RubricError) as error:
+        load_rubric(write(tmp_path, quality))
+    assert "flag condition on 'strongreject' needs lt/le/gt/ge" in str(error.value)
+    assert "flag condition on scale criterion 'refused' needs lt, le, gt or ge" in str(error.value)
