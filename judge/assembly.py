@@ -83,11 +83,22 @@ def build_verdict(
     the failures). A criterion that no call could score makes it not applicable, with the reasons.
     """
     key = hashlib.sha256(("|".join(sorted(r.key for r in results)) + reducer).encode()).hexdigest()
-    common = {"judges": results, "key": key, "cached": all(r.cached for r in results)}
+    results = [_canonical_evidence(result) for result in results]
+    common: dict[str, Any] = {
+        "judges": results,
+        "key": key,
+        "cached": all(r.cached for r in results),
+        "orders": _orders(subject, results),
+    }
     failed = [r for r in results if r.error is not None]
     if failed:
         error = failed[0].error
         return verdict_for(rubric, subject, status=Status.ERROR, error=error, **common)
+    disagreement = _order_disagreement(rubric, results)
+    if disagreement is not None:
+        return verdict_for(
+            rubric, subject, status=Status.INCONSISTENT, reason=disagreement, **common
+        )
 
     values: dict[str, list[str | float]] = {c.name: [] for c in rubric.criteria}
     unscored: list[str] = []
@@ -129,6 +140,55 @@ def build_verdict(
     )
 
 
+def _canonical_evidence(result: JudgeResult) -> JudgeResult:
+    """A result whose judge saw the group reordered, its evidence citing members by their
+    canonical index."""
+    if not result.order or not result.evidence:
+        return result
+    order = result.order
+    moved = [
+        e.model_copy(update={"transcript": order[e.transcript]})
+        if e.transcript is not None and 0 <= e.transcript < len(order)
+        else e
+        for e in result.evidence
+    ]
+    return result.model_copy(update={"evidence": moved})
+
+
+def _orders(subject: Subject, results: list[JudgeResult]) -> list[list[int]]:
+    """For a group, the orders its members were shown in (canonical indices)."""
+    if not isinstance(subject, TranscriptGroup):
+        return []
+    canonical = list(range(len(subject.members)))
+    return [list(o) for o in dict.fromkeys(tuple(r.order or canonical) for r in results)]
+
+
+def _order_disagreement(rubric: Rubric, results: list[JudgeResult]) -> str | None:
+    """Why a judge's results for the same sample disagree between the orders it was shown a
+    group in (a label, or the flag, differs), or None."""
+    by_order: dict[tuple[str, int], dict[tuple[int, ...], dict[str, str | float]]] = {}
+    for result in results:
+        member = by_order.setdefault((result.model, result.sample), {})
+        member.setdefault(tuple(result.order), {}).update(result.values)
+    labels = [c.name for c in rubric.criteria if c.labels is not None]
+    for (model, _), seen in by_order.items():
+        complete = {o: v for o, v in seen.items() if len(v) == len(rubric.criteria)}
+        if len(complete) < 2:
+            continue
+        said = {
+            order: (tuple(str(values[n]) for n in labels), rubric.is_flagged(values))
+            for order, values in complete.items()
+        }
+        if len(set(said.values())) > 1:
+            answers = "; ".join(
+                f"shown {list(order) or 'in canonical order'}: "
+                f"{', '.join(labels_) or '-'}, {'flagged' if flag else 'not flagged'}"
+                for order, (labels_, flag) in said.items()
+            )
+            return f"{model} disagrees with itself when the order changes ({answers})"
+    return None
+
+
 def _squeeze(text: str) -> str:
     return " ".join(text.split())
 
@@ -157,8 +217,13 @@ def _complete_members(rubric: Rubric, results: list[JudgeResult]) -> list[dict[s
 
 def _confidence(
     results: list[JudgeResult], reduced: dict[str, Reduced]
-) -> tuple[float | None, Literal["agreement", "logprob_mass"] | None]:
-    """Agreement among results when there are several per criterion, else the logprob mass."""
+) -> tuple[float | None, Literal["agreement", "logprob_mass", "probability"] | None]:
+    """The judges' own calibrated probability when every result has one (the least of them;
+    repeated samples of a deterministic classifier would agree however unsure it is), else
+    agreement among results when there are several per criterion, else the logprob mass."""
+    probabilities = [r.probability for r in results]
+    if all(p is not None for p in probabilities):
+        return min(p for p in probabilities if p is not None), "probability"
     calls_per_group = len(results) // max(1, len({r.criteria for r in results}))
     if calls_per_group > 1:
         return min(r.agreement for r in reduced.values()), "agreement"

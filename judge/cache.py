@@ -51,9 +51,11 @@ def cache_key(
     criteria: tuple[str, ...],
     judge: dict[str, Any],
     sample: int,
+    order: tuple[int, ...] = (),
 ) -> str:
-    """The sha256 identity of one judge call (see the module docstring for what is in it)."""
-    payload = {
+    """The sha256 identity of one judge call (see the module docstring for what is in it);
+    ``order``, the order a group's members were shown in, when not their canonical one."""
+    payload: dict[str, Any] = {
         "transcript": transcript_hash,
         "rubric": rubric_hash,
         "criteria": list(criteria),
@@ -61,6 +63,8 @@ def cache_key(
         "sample": sample,
         "prompt_version": PROMPT_VERSION,
     }
+    if order:
+        payload["order"] = list(order)
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

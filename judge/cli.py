@@ -25,15 +25,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.text import Text
 
 from judge.assembly import Reducer
+from judge.budget import Budget, check_priced
 from judge.cache import CachePolicy
 from judge.column_map import ColumnMap
 from judge.config import Settings
 from judge.datasets import Dataset, Split
 from judge.errors import TranscriptError, UsageError
+from judge.estimate import Estimate, estimate
 from judge.grading import Grader
-from judge.grouping import count_units
+from judge.grouping import count_units, units
 from judge.judges import OFFLINE_MODEL, Judge, judge_for
-from judge.plan import JudgePlan
+from judge.plan import JudgePlan, Order
 from judge.rubric import Rubric, RubricLibrary, default_rubric_dir, load_rubric
 from judge.transcript import Transcript
 from judge.transcript_files import STDIN, read_transcripts
@@ -99,6 +101,16 @@ MapOption = Annotated[
         metavar="TARGET=SOURCE,...",
         help="Read other field or column names, e.g. prompt=question,response=answer,"
         "model=model_id (dotted targets nest: gold.aligned=aligned).",
+    ),
+]
+
+
+CascadeOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="A,B",
+        help="Judges cheapest first (model strings or profiles): each decides what it is "
+        "confident about (the rubric's cascade thresholds), the next one the rest.",
     ),
 ]
 
@@ -186,10 +198,26 @@ def grade(
             metavar="URL", help="OpenAI-compatible server for the models (env JUDGE_API_BASE)."
         ),
     ] = None,
+    cascade: CascadeOption = None,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="MODEL",
+            help="Ask this judge (model string or profile; repeatable, in order) when a judge "
+            "declines to grade a call.",
+        ),
+    ] = None,
     samples: Annotated[int, typer.Option(min=1, metavar="K", help="Samples per judge.")] = 1,
     reducer: Annotated[
         Reducer, typer.Option(help="majority (labels; mean of scores), any or all.")
     ] = Reducer.MAJORITY,
+    order: Annotated[
+        Order,
+        typer.Option(
+            help="Paired and group rubrics: show the transcripts in a seeded random order "
+            "(recorded), in both orders (disagreement: an 'inconsistent' verdict), or fixed."
+        ),
+    ] = Order.RANDOM,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -212,6 +240,23 @@ def grade(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", metavar="", help="No progress bar or summary.")
     ] = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            metavar="USD",
+            help="Spend at most this many dollars on judge calls: past it, the rest get "
+            "error(budget); a rerun with more pays only for what is missing.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            metavar="",
+            help="Make no judge call: print (JSON) the pairs, cache hits, calls to make, "
+            "estimated tokens and cost per model.",
+        ),
+    ] = False,
 ) -> None:
     """Grade transcripts against rubrics and write one verdict per (transcript, rubric)."""
     settings = _settings(
@@ -219,12 +264,27 @@ def grade(
     )
     library = settings.rubric_library()
     rubrics = [library.get(rubric_id) for rubric_id in dict.fromkeys(rubric)]
-    judges = _judges(settings, model)
-    plan = JudgePlan(judges, samples=samples, reducer=reducer)
+    plan = _plan(
+        settings,
+        model,
+        cascade,
+        samples,
+        reducer,
+        keys=not dry_run,
+        fallbacks=fallback,
+        order=order,
+    )
+    budget = None
+    if max_cost is not None:
+        check_priced(plan)
+        budget = Budget(max_cost)
     transcripts, problems = _read_inputs(
         files, settings.max_transcript_chars, ColumnMap.parse(mapping or [])
     )
     _print_problems(problems)
+    if dry_run:
+        _print_estimate(plan, settings, transcripts, rubrics, cache, out, quiet=quiet)
+        return
     grader = Grader(
         plan,
         settings.open_cache(),
@@ -233,7 +293,9 @@ def grade(
         policy=cache,
     )
     with _open_output(out, sys.stdout) as sink:
-        grading = _grade_all(grader, transcripts, rubrics, sink, show_progress=not quiet)
+        grading = _grade_all(
+            grader, transcripts, rubrics, sink, show_progress=not quiet, budget=budget
+        )
         by_rubric, first_error = asyncio.run(_closing(grader, grading))
     if not quiet:
         _print_summary(by_rubric, first_error, grader.totals, len(problems))
@@ -241,12 +303,74 @@ def grade(
         raise typer.Exit(ExitCode.INCOMPLETE)
 
 
-def _judges(settings: Settings, models: list[str] | None) -> list[Judge]:
-    """The judges --model names (model strings or configured profiles; the offline judge when
-    none)."""
+def _print_estimate(
+    plan: JudgePlan,
+    settings: Settings,
+    transcripts: list[Transcript],
+    rubrics: list[Rubric],
+    policy: CachePolicy,
+    out: Path | None,
+    *,
+    quiet: bool,
+) -> None:
+    """The dry run: the estimate as JSON (to --out or stdout), and as a table on stderr."""
+    from judge.views.tables import estimate_table
+
+    async def run() -> Estimate:
+        cache = settings.open_cache()
+        try:
+            return await estimate(units(transcripts, rubrics), plan, cache, policy)
+        finally:
+            await cache.close()
+            for judge in plan.judges:
+                await judge.aclose()
+
+    result = asyncio.run(run())
+    with _open_output(out, sys.stdout) as sink:
+        assert sink is not None
+        sink.write(result.model_dump_json(indent=2) + "\n")
+    if not quiet:
+        stderr.print(estimate_table(result))
+
+
+def _plan(
+    settings: Settings,
+    models: list[str] | None,
+    cascade: str | None,
+    samples: int,
+    reducer: Reducer,
+    *,
+    keys: bool,
+    fallbacks: list[str] | None = None,
+    order: Order = Order.RANDOM,
+) -> JudgePlan:
+    """The plan --model or --cascade names (a --model that is a configured cascade is one),
+    each judge with its fallbacks (its profile's, then --fallback's)."""
+    if cascade is not None and models:
+        raise UsageError("give --model or --cascade, not both")
     names = list(dict.fromkeys(models or [OFFLINE_MODEL]))
-    settings.check_judges(names)
-    return [judge_for(settings.judge_profile(name)) for name in names]
+    if cascade is None and len(names) == 1 and names[0] in settings.cascades:
+        cascade = ",".join(settings.cascades[names[0]])
+    if cascade is not None:
+        names = list(dict.fromkeys(name.strip() for name in cascade.split(",") if name.strip()))
+        if len(names) < 2:
+            raise UsageError(f"--cascade needs two or more judges, comma-separated: '{cascade}'")
+    chains = {name: settings.fallbacks(name, fallbacks or []) for name in names}
+    settings.check_judges([*names, *(f for chain in chains.values() for f in chain)], keys=keys)
+    built: dict[str, Judge] = {}
+
+    def built_judge(name: str) -> Judge:  # one judge a name, shared by every role it has
+        if name not in built:
+            built[name] = judge_for(settings.judge_profile(name))
+        return built[name]
+
+    judges = [built_judge(name) for name in names]
+    by_judge = {
+        built_judge(name).name: [built_judge(f) for f in chain] for name, chain in chains.items()
+    }
+    if cascade is not None:
+        return JudgePlan.cascade(judges, samples, by_judge, order)
+    return JudgePlan(judges, samples=samples, reducer=reducer, fallbacks=by_judge, order=order)
 
 
 async def _grade_all(
@@ -257,6 +381,7 @@ async def _grade_all(
     *,
     show_progress: bool,
     collected: list[Verdict] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[dict[str, Summary], str | None]:
     """Write each verdict as it finishes (to ``sink``, and to ``collected`` when a caller needs
     them all); keep only per-rubric counts and the first error, so memory stays flat for any
@@ -274,7 +399,7 @@ async def _grade_all(
     )
     with progress:
         task = progress.add_task("grading", total=count_units(transcripts, rubrics))
-        async for verdict in grader.grade_many(transcripts, rubrics):
+        async for verdict in grader.grade_many(transcripts, rubrics, budget=budget):
             if sink is not None:
                 sink.write(verdict.model_dump_json() + "\n")
                 sink.flush()
@@ -336,7 +461,9 @@ def report(
     ] = 20,
     rubric_dir: RubricDirs = None,
 ) -> None:
-    """Flag rates with 95% intervals, counts of every status, and paired model comparisons."""
+    """Flag rates with 95% intervals, counts of every status, paired model comparisons, and how
+    far the judges agree (Krippendorff's alpha, Cohen's kappa) where there are several."""
+    from judge.agreement import judge_agreement
     from judge.reports import compare as compare_models
     from judge.reports import rates, read_verdicts, report_json, unpaired
 
@@ -369,15 +496,18 @@ def report(
         return
     rows = rates(verdicts, keys)
     comparisons = compare_models(verdicts, *compare) if compare else []
+    agreement = judge_agreement(verdicts, keys)
     if as_json:
-        typer.echo(report_json(rows, comparisons))
+        typer.echo(report_json(rows, comparisons, agreement))
         return
-    from judge.views.tables import comparison_lines, rates_table
+    from judge.views.tables import comparison_lines, judge_agreement_tables, rates_table
 
     out = _stdout()
     out.print(rates_table(rows, keys))
     for line in comparison_lines(comparisons):
         out.print(line)
+    for table in judge_agreement_tables(agreement):
+        out.print(table)
 
 
 @app.command()
@@ -414,6 +544,7 @@ def calibrate(
         list[str] | None,
         typer.Option("--model", "-m", metavar="MODEL", help="Judge model(s); default offline."),
     ] = None,
+    cascade: CascadeOption = None,
     api_base: Annotated[
         str | None, typer.Option(metavar="URL", help="OpenAI-compatible server.")
     ] = None,
@@ -449,8 +580,8 @@ def calibrate(
         transcripts, rubric = _reference_set(dataset, data_dir, split, library)
         source = f"{dataset} ({split})"
     transcripts = transcripts[:limit] if limit else transcripts
-    judges = _judges(settings, model)
-    grader = Grader(JudgePlan(judges), settings.open_cache(), concurrency=settings.concurrency)
+    plan = _plan(settings, model, cascade, 1, Reducer.MAJORITY, keys=True)
+    grader = Grader(plan, settings.open_cache(), concurrency=settings.concurrency)
     verdicts: list[Verdict] = []
     with _open_output(out) as sink:
         grading = _grade_all(
@@ -463,7 +594,11 @@ def calibrate(
         return
     view = _stdout()
     view.print(Text(f"{source}: {len(transcripts)} transcripts, rubric {rubric.id}"))
-    view.print(Text(f"judge: {', '.join(j.name for j in judges)}"))
+    stages = [", ".join(j.name for j in stage.judges) for stage in plan.stages]
+    view.print(Text(f"judge: {' -> '.join(stages)}"))
+    if plan.escalation is not None:
+        escalated = sum(bool(v.cascade and v.cascade.stage) for v in verdicts)
+        view.print(Text(f"cascade: {escalated} of {len(verdicts)} escalated past the first stage"))
     view.print(Text(f"compared {result.n}; not graded: {result.not_graded or 0}"))
     if result.n == 0:
         view.print("nothing to compare: no graded verdict has a reference value for this rubric")
@@ -551,7 +686,9 @@ def worker() -> None:
 def _check_configuration(settings: Settings) -> None:
     """Refuse to start, saying why, on rubrics that do not load or judges that cannot call."""
     settings.rubric_library()
-    settings.check_judges([*settings.profiles, *settings.allowed_models])
+    stages = [stage for cascade in settings.cascades.values() for stage in cascade]
+    fallbacks = [name for profile in settings.profiles.values() for name in profile.fallbacks]
+    settings.check_judges([*settings.profiles, *settings.allowed_models, *stages, *fallbacks])
 
 
 def _load_settings() -> Settings:

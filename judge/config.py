@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     per_model_concurrency: int | None = Field(default=None, ge=1)
 
     profiles: dict[str, JudgeProfile] = Field(default_factory=dict)
+    cascades: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Named cascades: profiles or models, cheapest first; each decides what it "
+        "is confident about (the rubric's cascade thresholds) and escalates the rest. A name "
+        "here is used wherever a profile name is.",
+    )
     default_profile: str | None = None
     allowed_models: list[str] = Field(
         default_factory=list, description="Models a request may name directly (besides profiles)."
@@ -88,9 +94,18 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
-    def _known_default_profile(self) -> Settings:
-        if self.default_profile is not None and self.default_profile not in self.profiles:
-            known = ", ".join(self.profiles) or "none"
+    def _consistent_names(self) -> Settings:
+        both = set(self.profiles) & set(self.cascades)
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))}: both a profile and a cascade")
+        for name, stages in self.cascades.items():
+            if not stages or any(stage in self.cascades for stage in stages):
+                raise ValueError(
+                    f"cascade '{name}' needs one or more profiles or models (not cascades)"
+                )
+        known_names = {*self.profiles, *self.cascades}
+        if self.default_profile is not None and self.default_profile not in known_names:
+            known = ", ".join(sorted(known_names)) or "none"
             raise ValueError(
                 f"default_profile '{self.default_profile}' is not a configured profile "
                 f"(profiles: {known})"
@@ -114,6 +129,12 @@ class Settings(BaseSettings):
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
 
+    def fallbacks(self, name: str, extra: Iterable[str] = ()) -> list[str]:
+        """The judges to ask when ``name`` declines a call: its profile's fallbacks, then
+        ``extra``, each once and never itself."""
+        chain = [*self.judge_profile(name).fallbacks, *extra]
+        return [f for f in dict.fromkeys(chain) if f != name]
+
     def judge_profile(self, name: str) -> JudgeProfile:
         """The complete profile a name stands for: a configured profile, or else a model string
         (``offline`` for the built-in judge) on ``api_base``.
@@ -133,13 +154,14 @@ class Settings(BaseSettings):
             timeout=self.timeout, max_retries=self.max_retries, force_litellm=self.force_litellm
         )
 
-    def check_judges(self, names: Iterable[str]) -> None:
+    def check_judges(self, names: Iterable[str], *, keys: bool = True) -> None:
         """Refuse, with a ``JudgeSpecError`` naming each, judges that could not make a call (a
-        model litellm cannot place, an unset key variable): before grading, not per verdict."""
+        model litellm cannot place; an unset key variable, unless ``keys`` is off for a dry run,
+        which needs none): before grading, not per verdict."""
         problems = [
             f"judge '{name}': {problem}"
             for name in dict.fromkeys(names)
-            if (problem := profile_problem(self.judge_profile(name))) is not None
+            if (problem := profile_problem(self.judge_profile(name), keys=keys)) is not None
         ]
         if problems:
             raise JudgeSpecError("; ".join(problems))

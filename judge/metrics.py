@@ -3,6 +3,8 @@ tests, never collide)."""
 
 from __future__ import annotations
 
+import itertools
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from judge.verdict import Verdict
@@ -44,6 +46,18 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            "judge_fallbacks",
+            "Calls a judge declined to grade, by that judge and the fallback that answered next.",
+            ["model", "fallback"],
+            registry=self.registry,
+        )
+        self.escalations = Counter(
+            "judge_cascade_escalations",
+            "Verdicts a cascade's first stage did not decide, by rubric.",
+            ["rubric"],
+            registry=self.registry,
+        )
         self.cost = Counter(
             "judge_cost_usd",
             "Judge spend in US dollars, by model.",
@@ -53,9 +67,16 @@ class Metrics:
 
     def observe_verdict(self, verdict: Verdict) -> None:
         self.verdicts.labels(verdict.rubric.id, verdict.status.value).inc()
-        for call in verdict.judges:
+        if verdict.cascade and verdict.cascade.stage:
+            self.escalations.labels(verdict.rubric.id).inc()
+        for call in verdict.calls:
+            chain = [*call.declined, call]  # each judge that declined, then whoever was asked next
+            for declined, answered in itertools.pairwise(chain):
+                self.fallbacks.labels(declined.model, answered.model).inc()
             if call.cached:
                 self.cache.labels("hit").inc()
+                continue
+            if not call.attempts:  # never made (past a budget)
                 continue
             self.cache.labels("miss").inc()
             outcome = call.error.kind.value if call.error else "ok"

@@ -53,12 +53,24 @@ def is_gap(char: str) -> bool:
     )
 
 
+_NEVER_OPENERS = ("L", "N", "M", "Cn", "Co", "Cs")
+"""Categories (letters, numbers, marks, unassigned, private, surrogates) with no opener: each
+normalizes to itself or to letters and numbers, and none is named like one (a test checks)."""
+
+
+def opener_chars(*, full_scan: bool = False) -> str:
+    """Every opener character: ``is_opener`` over the planes where they live, skipping the
+    categories that hold none (a full scan takes several times as long)."""
+    chars = (chr(code) for plane in _PLANES for code in plane)
+    if not full_scan:
+        chars = (c for c in chars if not unicodedata.category(c).startswith(_NEVER_OPENERS))
+    return "".join(c for c in chars if is_opener(c))
+
+
 @cache
 def _openers() -> re.Pattern[str]:
-    """Every opener character, found once on first use (a scan of the planes where they live,
-    tens of milliseconds)."""
-    chars = "".join(chr(code) for plane in _PLANES for code in plane if is_opener(chr(code)))
-    return re.compile(f"[{re.escape(chars)}]")
+    """The opener characters as a pattern, built once on first use."""
+    return re.compile(f"[{re.escape(opener_chars())}]")
 
 
 def neutralize(text: str) -> str:

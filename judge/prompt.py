@@ -4,6 +4,11 @@ Transcript text is data: every piece of it (message text, the question and answe
 prompt, the reference answer, a group's variant names) is neutralized (``judge.neutralize``)
 before it enters a prompt, so a judged model cannot close the transcript block and write
 instructions to the judge.
+
+The shipped rubrics put everything static (instructions, criteria, output format, worked
+examples) before anything from the transcript, so every call of a rubric starts with the same
+bytes: providers that cache prompt prefixes (OpenAI by itself, Anthropic where asked with
+``cache_control``) bill that part at the cached rate. ``static_lengths`` says where it ends.
 """
 
 from __future__ import annotations
@@ -84,16 +89,6 @@ def _output_format(rubric: Rubric) -> str:
     )
 
 
-_EXAMPLES: dict[str, str] = {}
-"""Rendered few-shot examples by rubric content hash: they are the same for every call."""
-
-
-def _examples_text(rubric: Rubric) -> str:
-    if rubric.content_hash not in _EXAMPLES:
-        _EXAMPLES[rubric.content_hash] = _render_examples(rubric)
-    return _EXAMPLES[rubric.content_hash]
-
-
 def _render_examples(rubric: Rubric) -> str:
     if not rubric.examples:
         return ""
@@ -106,7 +101,7 @@ def _render_examples(rubric: Rubric) -> str:
     return "Worked examples:\n\n" + "\n\n".join(parts)
 
 
-def _fields(rubric: Rubric, subject: Subject, criteria: tuple[Criterion, ...]) -> dict[str, str]:
+def _fields(rubric: Rubric, subject: Subject, criterion: Criterion | None) -> dict[str, str]:
     first = subject.members[0] if isinstance(subject, TranscriptGroup) else subject
     return {
         "transcript": render_transcript(subject),
@@ -114,9 +109,7 @@ def _fields(rubric: Rubric, subject: Subject, criteria: tuple[Criterion, ...]) -
         "answer": neutralize(first.last_text("assistant")),
         "system_prompt": neutralize(first.system_prompt or ""),
         "reference": neutralize(str(first.metadata.get("gold", "(none given)"))),
-        "criteria": _criteria_text(criteria),
-        "output_format": _output_format(rubric),
-        "examples": _examples_text(rubric),
+        **_static_fields(rubric, criterion),
     }
 
 
@@ -130,7 +123,7 @@ def example_subject(record: dict[str, Any] | list[dict[str, Any]]) -> Subject:
 def render_structured(rubric: Rubric, transcript: Subject) -> ChatMessages:
     """The messages asking for one JSON reply covering all structured criteria."""
     assert rubric.prompt is not None, "validated rubrics with structured criteria have a prompt"
-    fields = _fields(rubric, transcript, rubric.structured_criteria)
+    fields = _fields(rubric, transcript, None)
     return [
         {"role": "system", "content": Template(rubric.prompt.system).substitute(fields).strip()},
         {"role": "user", "content": Template(rubric.prompt.user).substitute(fields).strip()},
@@ -140,8 +133,57 @@ def render_structured(rubric: Rubric, transcript: Subject) -> ChatMessages:
 def render_logprob(rubric: Rubric, criterion: Criterion, transcript: Subject) -> ChatMessages:
     """The single user message asking for one number (read from the first token's logprobs)."""
     assert criterion.prompt is not None, "validated logprob criteria have a prompt"
-    fields = _fields(rubric, transcript, (criterion,))
+    fields = _fields(rubric, transcript, criterion)
     return [{"role": "user", "content": Template(criterion.prompt).substitute(fields).strip()}]
+
+
+DYNAMIC_FIELDS = ("transcript", "question", "answer", "system_prompt", "reference")
+"""Template fields that come from the transcript; the others are the same for every call."""
+
+_SENTINEL = "\x00dynamic\x00"
+
+
+def static_lengths(rubric: Rubric, criterion: Criterion | None = None) -> tuple[int, ...]:
+    """For each message of the rubric's structured prompt (or of a logprob criterion's), how
+    many leading characters are the same for every transcript: the whole message while nothing
+    from the transcript has appeared yet, then up to the first transcript field, then none."""
+    key = (rubric.content_hash, criterion.name if criterion else None)
+    if key not in _STATIC:
+        fields = {**_static_fields(rubric, criterion), **dict.fromkeys(DYNAMIC_FIELDS, _SENTINEL)}
+        if criterion is None:
+            assert rubric.prompt is not None
+            templates = [rubric.prompt.system, rubric.prompt.user]
+        else:
+            assert criterion.prompt is not None
+            templates = [criterion.prompt]
+        lengths: list[int] = []
+        dynamic_seen = False
+        for template in templates:
+            text = Template(template).substitute(fields).strip()
+            position = text.find(_SENTINEL)
+            lengths.append(0 if dynamic_seen else len(text) if position < 0 else position)
+            dynamic_seen = dynamic_seen or position >= 0
+        _STATIC[key] = tuple(lengths)
+    return _STATIC[key]
+
+
+_STATIC: dict[tuple[str, str | None], tuple[int, ...]] = {}
+
+
+def _static_fields(rubric: Rubric, criterion: Criterion | None) -> dict[str, str]:
+    """The fields that are the same for every transcript, rendered once per rubric."""
+    key = (rubric.content_hash, criterion.name if criterion else None)
+    if key not in _STATIC_FIELDS:
+        criteria = rubric.structured_criteria if criterion is None else (criterion,)
+        _STATIC_FIELDS[key] = {
+            "criteria": _criteria_text(criteria),
+            "output_format": _output_format(rubric),
+            "examples": _render_examples(rubric),
+        }
+    return _STATIC_FIELDS[key]
+
+
+_STATIC_FIELDS: dict[tuple[str, str | None], dict[str, str]] = {}
 
 
 def render_reask(error: str) -> str:

@@ -1,8 +1,10 @@
 """Rates a paper can quote: flag rates among graded verdicts with 95% intervals, and paired
 comparisons of two models on the same prompts.
 
-- The rate is flagged / graded. ``not_applicable`` and errors (by kind) are counted beside it,
-  never dropped silently and never in the denominator.
+- The rate is flagged / graded. ``not_applicable``, ``inconsistent`` (a group graded in both
+  orders whose results disagree) and errors (by kind) are counted beside it, never dropped
+  silently and never in the denominator; the inconsistency rate is inconsistent / verdicts
+  graded in both orders.
 - The interval is Wilson's when every prompt has one verdict; when some prompt has several
   (samples), it is a percentile bootstrap over prompts, so correlated samples do not shrink it.
 - A comparison pairs the two models' verdicts by prompt (prompts graded for both only) and gives
@@ -49,6 +51,9 @@ class RateRow(BaseModel):
     errors: int
     errors_by_kind: dict[str, int]
     not_applicable_by_reason: dict[str, int] = {}
+    inconsistent: int = 0
+    inconsistency_rate: float | None = None
+    """Of the verdicts graded in both orders, the share whose two orders disagreed."""
 
 
 class Comparison(BaseModel):
@@ -102,7 +107,11 @@ def _group_values(verdict: Verdict, key: str) -> list[str]:
     return [str(tag) for tag in (tags if isinstance(tags, list) else [tags])]
 
 
-def _groups(verdicts: Iterable[Verdict], by: Sequence[str]) -> dict[tuple[str, ...], list[Verdict]]:
+def group_verdicts(
+    verdicts: Iterable[Verdict], by: Sequence[str]
+) -> dict[tuple[str, ...], list[Verdict]]:
+    """Verdicts by the values of the grouping keys, in key order (a verdict with several tags is
+    in each of its tags' groups); an unknown key is a ``UsageError``."""
     unknown = [key for key in by if key not in GROUPINGS]
     if unknown:
         raise UsageError(f"cannot group by {unknown}; choose from {', '.join(GROUPINGS)}")
@@ -120,7 +129,8 @@ def rates(verdicts: Sequence[Verdict], by: Sequence[str] = ("rubric",)) -> list[
     """Flag rates with 95% intervals, one row per group (a verdict with several tags counts in
     each of its tags' groups)."""
     return [
-        _row(dict(zip(by, key, strict=True)), group) for key, group in _groups(verdicts, by).items()
+        _row(dict(zip(by, key, strict=True)), group)
+        for key, group in group_verdicts(verdicts, by).items()
     ]
 
 
@@ -135,6 +145,12 @@ def _row(group: dict[str, str], verdicts: list[Verdict]) -> RateRow:
             reasons[verdict.reason or "(no reason given)"] += 1
     per_prompt = _per_prompt(graded)
     flagged = sum(1 for v in graded if v.flagged)
+    inconsistent = sum(1 for v in verdicts if v.status == Status.INCONSISTENT)
+    both_orders = sum(
+        1
+        for v in verdicts
+        if len(v.orders) > 1 and v.status in (Status.GRADED, Status.INCONSISTENT)
+    )
     low = high = rate = None
     interval = "none"
     if graded:
@@ -159,6 +175,8 @@ def _row(group: dict[str, str], verdicts: list[Verdict]) -> RateRow:
         errors=sum(errors.values()),
         errors_by_kind=dict(sorted(errors.items())),
         not_applicable_by_reason=dict(sorted(reasons.items(), key=lambda item: -item[1])),
+        inconsistent=inconsistent,
+        inconsistency_rate=inconsistent / both_orders if both_orders else None,
     )
 
 
@@ -235,7 +253,7 @@ def compare(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[Com
     than ``MIN_PAIRS`` are left out; ``unpaired`` says why)."""
 
     comparisons = []
-    for (rubric_id,), group in _groups(verdicts, ["rubric"]).items():
+    for (rubric_id,), group in group_verdicts(verdicts, ["rubric"]).items():
         sides = {
             model: _per_prompt(
                 [v for v in group if v.status == Status.GRADED and v.metadata.get("model") == model]
@@ -282,7 +300,7 @@ def unpaired(verdicts: Sequence[Verdict], model_a: str, model_b: str) -> list[st
         return [f"no verdict is of model {', '.join(map(repr, missing))}; models found: {found}"]
     compared = {c.rubric for c in compare(verdicts, model_a, model_b)}
     notes = []
-    for (rubric_id,), group in _groups(verdicts, ["rubric"]).items():
+    for (rubric_id,), group in group_verdicts(verdicts, ["rubric"]).items():
         if rubric_id in compared:
             continue
         graded = [v for v in group if v.status == Status.GRADED]
@@ -436,9 +454,14 @@ def confidence_summary(verdicts: Iterable[Verdict]) -> list[ConfidenceSummary]:
     ]
 
 
-def report_json(rows: list[RateRow], comparisons: list[Comparison]) -> str:
+def report_json(
+    rows: list[RateRow], comparisons: list[Comparison], agreement: Sequence[BaseModel] = ()
+) -> str:
+    """The report as ``judge report --json`` prints it: rates, comparisons and agreement between
+    judges (``judge.agreement``, computed by the caller: it builds on this module)."""
     document: dict[str, Any] = {
         "rates": [row.model_dump() for row in rows],
         "comparisons": [c.model_dump() for c in comparisons],
+        "agreement": [a.model_dump() for a in agreement],
     }
     return json.dumps(document, indent=2)

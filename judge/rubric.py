@@ -235,6 +235,12 @@ class Rubric(_Strict):
     prompt: PromptTemplate | None = None
     examples: tuple[Example, ...] = ()
     judge: JudgeDefaults = JudgeDefaults()
+    cascade: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default={},
+        description="For a cascade of judges: by judge (its model string, or 'offline'), the "
+        "confidence at which its verdict stands without asking the next judge. A judge not "
+        "named here always escalates.",
+    )
 
     @field_validator("version", mode="before")
     @classmethod

@@ -172,6 +172,13 @@ class TranscriptGroup(BaseModel):
     def member_ids(self) -> list[str]:
         return [t.key for t in self.members]
 
+    def shown_in(self, order: tuple[int, ...]) -> TranscriptGroup:
+        """The group with its members in this order (indices into the canonical order), as a
+        judge is shown them; evidence it cites by position maps back through ``order``."""
+        if sorted(order) != list(range(len(self.members))):
+            raise ValueError(f"{order} is not an order of {len(self.members)} members")
+        return TranscriptGroup(id=self.id, members=tuple(self.members[i] for i in order))
+
 
 Subject = Transcript | TranscriptGroup
 """What one verdict grades: a transcript, or a group of them."""

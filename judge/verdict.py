@@ -34,6 +34,8 @@ class Status(StrEnum):
     GRADED = "graded"
     NOT_APPLICABLE = "not_applicable"
     ERROR = "error"
+    INCONSISTENT = "inconsistent"
+    """A group graded in both orders whose two results disagree: no label is picked."""
 
 
 class VerdictError(BaseModel):
@@ -85,15 +87,39 @@ class JudgeResult(BaseModel):
     evidence: list[Evidence] = []
     unscored: str | None = None
     numeric_mass: float | None = None
+    probability: float | None = None
+    """The judge's own calibrated probability of its answer (the offline refusal classifier)."""
     raw_output: str | None = None
     attempts: Integer = 1
     latency_ms: float = 0.0
     input_tokens: Integer | None = None
     output_tokens: Integer | None = None
+    cached_input_tokens: Integer | None = None
     cost_usd: float | None = None
     cached: bool = False
     key: str = ""
     error: VerdictError | None = None
+    order: list[Integer] = []
+    """For a group shown in other than its canonical order: the canonical index of each member
+    as shown (evidence cites members by the shown position)."""
+    declined: list[JudgeResult] = []
+    """Judges that declined to grade this call (``judge_refused``: a refusal or a content
+    filter) before this result's judge, a fallback, answered; their cost counts."""
+
+
+class Cascade(BaseModel):
+    """Which stage of a cascade of judges decided a verdict, and why."""
+
+    model_config = ConfigDict(strict=True)
+
+    stage: Integer
+    """0: the first judge's verdict stood."""
+    judges: list[str]
+    """The deciding stage's judges."""
+    reason: str
+    """Why each stage before it escalated, and why this one stood."""
+    escalated: list[JudgeResult] = []
+    """The results of the stages that escalated (their cost counts in the verdict's)."""
 
 
 class Verdict(BaseModel):
@@ -114,7 +140,7 @@ class Verdict(BaseModel):
     scores: dict[str, float] = {}
     flagged: bool | None = None
     confidence: float | None = None
-    confidence_source: Literal["agreement", "logprob_mass"] | None = None
+    confidence_source: Literal["agreement", "logprob_mass", "probability"] | None = None
     derived: dict[str, float] = {}
     explanation: str | None = None
     details: dict[str, str] = {}
@@ -122,22 +148,33 @@ class Verdict(BaseModel):
     evidence_dropped: Integer = 0
     reason: str | None = None
     members: list[str] = []
+    orders: list[list[Integer]] = []
+    """For a group: the orders its members were shown in (indices into ``members``); two when
+    graded in both orders."""
     judges: list[JudgeResult] = []
+    cascade: Cascade | None = None
     error: VerdictError | None = None
     cached: bool = False
     key: str | None = None
     metadata: dict[str, Any] = {}
 
     @property
+    def calls(self) -> list[JudgeResult]:
+        """Every judge result this verdict took: the deciding judges', those of the cascade
+        stages that escalated, and the judges that declined before a fallback answered."""
+        results = [*(self.cascade.escalated if self.cascade else []), *self.judges]
+        return [call for result in results for call in (*result.declined, result)]
+
+    @property
     def cost_usd(self) -> float:
         """What the calls made for this verdict cost (cache hits cost nothing)."""
-        return sum(j.cost_usd or 0.0 for j in self.judges if not j.cached)
+        return sum(j.cost_usd or 0.0 for j in self.calls if not j.cached)
 
     @property
     def tokens(self) -> int:
         """Tokens spent by the calls made for this verdict (cache hits spend none)."""
         return sum(
-            (j.input_tokens or 0) + (j.output_tokens or 0) for j in self.judges if not j.cached
+            (j.input_tokens or 0) + (j.output_tokens or 0) for j in self.calls if not j.cached
         )
 
 
@@ -150,12 +187,19 @@ class Summary(BaseModel):
     graded: int = 0
     flagged: int = 0
     not_applicable: int = 0
+    inconsistent: int = 0
+    """Groups graded in both orders whose results disagreed."""
     errors: int = 0
     errors_by_kind: dict[str, int] = {}
     judge_calls: int = 0
     cache_hits: int = 0
     tokens: int = 0
+    cached_input_tokens: int = 0
     cost_usd: float = 0.0
+    escalated: int = 0
+    """Verdicts a cascade's first stage did not decide."""
+    fallbacks: int = 0
+    """Judge results given by a fallback judge after another declined."""
 
     def add(self, verdict: Verdict) -> None:
         self.verdicts += 1
@@ -164,11 +208,17 @@ class Summary(BaseModel):
             self.flagged += bool(verdict.flagged)
         elif verdict.status == Status.NOT_APPLICABLE:
             self.not_applicable += 1
+        elif verdict.status == Status.INCONSISTENT:
+            self.inconsistent += 1
         else:
             self.errors += 1
             kind = verdict.error.kind.value if verdict.error else "unknown"
             self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
-        self.judge_calls += sum(1 for j in verdict.judges if not j.cached)
-        self.cache_hits += sum(1 for j in verdict.judges if j.cached)
+        calls = verdict.calls
+        self.judge_calls += sum(1 for j in calls if not j.cached and j.attempts)
+        self.cache_hits += sum(1 for j in calls if j.cached)
         self.cost_usd += verdict.cost_usd
         self.tokens += verdict.tokens
+        self.cached_input_tokens += sum(j.cached_input_tokens or 0 for j in calls if not j.cached)
+        self.escalated += bool(verdict.cascade and verdict.cascade.stage)
+        self.fallbacks += sum(1 for j in calls if j.declined)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, model_validator
 
+from judge.agreement import CriterionAgreement
 from judge.jobs.store import JobRecord, JobSpec, JobState
 from judge.reports import Comparison, RateRow
 from judge.selection import alternatives, alternatives_schema
@@ -193,9 +194,12 @@ class JudgePublic(BaseModel):
 
 
 class JudgesPublic(BaseModel):
-    """What a request may choose: profiles, allow-listed models, and the built-in judge."""
+    """What a request may choose: profiles, cascades, allow-listed models, and the built-in
+    judge."""
 
     profiles: list[JudgePublic]
+    cascades: dict[str, list[str]] = {}
+    """Named cascades: their stages, cheapest first."""
     allowed_models: list[str]
     offline: str = "offline"
 
@@ -228,7 +232,9 @@ class ReportCreate(_Request):
 
 
 class ReportPublic(BaseModel):
-    """Flag rates with 95% intervals and paired comparisons."""
+    """Flag rates with 95% intervals, paired comparisons, and agreement between judges
+    (Krippendorff's alpha per group and criterion, Cohen's kappa between judge models)."""
 
     rates: list[RateRow]
     comparisons: list[Comparison]
+    agreement: list[CriterionAgreement] = []

@@ -48,6 +48,9 @@ class JudgeProcess:
                             "model": "openai/fake-judge",
                             "api_base": fake_server.api_base,
                             "api_key_env": "FAKE_KEY",
+                            # priced, as a server that offers budgets prices its judges
+                            "input_cost_per_token": 1.5e-7,
+                            "output_cost_per_token": 6e-7,
                         }
                     }
                 }

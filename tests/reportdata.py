@@ -5,6 +5,7 @@ evidence and gold labels."""
 from __future__ import annotations
 
 import random
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +94,26 @@ def _graded(
         confidence_source="agreement",
         explanation=f"The reply {'declines' if flagged else 'answers'}: it says '{quote}'",
         evidence=[Evidence(message=1, quote=quote)] if flagged else [],
-        judges=_calls(rng),
+        judges=_calls(
+            rng, values={**labels, **scores}, differ=zlib.crc32(name.encode()) % 100 < 15
+        ),
     )
 
 
-def _calls(rng: random.Random, error: VerdictError | None = None) -> list[JudgeResult]:
-    """Two samples of one judge model; a third of calls are cache hits."""
+def _calls(
+    rng: random.Random,
+    error: VerdictError | None = None,
+    values: dict[str, str | float] | None = None,
+    differ: bool = False,
+) -> list[JudgeResult]:
+    """Two samples of one judge model, the second giving other values where ``differ`` (15% of
+    verdicts); a third of calls are cache hits."""
     return [
         JudgeResult(
             model="gpt-4o-mini",
             sample=sample,
-            criteria=("refusal",),
+            criteria=tuple(values or ("refusal",)),
+            values={k: _other(v) if sample and differ else v for k, v in (values or {}).items()},
             scoring=None if error else "structured",
             input_tokens=700,
             output_tokens=90,
@@ -113,3 +123,11 @@ def _calls(rng: random.Random, error: VerdictError | None = None) -> list[JudgeR
         )
         for sample in range(2)
     ]
+
+
+def _other(value: str | float) -> str | float:
+    """Another value of the same criterion: the next label, or the score mirrored."""
+    if not isinstance(value, str):
+        return 100.0 - value
+    labels = REFUSAL_LABELS if value in REFUSAL_LABELS else ("flipped", "maintained")
+    return labels[(labels.index(value) + 1) % len(labels)]

@@ -52,8 +52,14 @@ async def test_the_examples_report_renders_in_a_browser(
     dom = Dom(dump_dom(page, tmp_path / "profile"))
     assert sections(dom) == list(SECTIONS)
     assert [p["id"] for p in dom.all("svg", class_="plot")] == ["plot-overview"]
-    assert len(dom.all("article", class_="example")) == 4  # 3 refusals, 1 flip
-    assert len(dom.all("div", class_="msg assistant")) == 5  # the flip has two answers
+    flagged = [v for v in verdicts if v.flagged]
+    texts = {t.id: t for t in example_transcripts()}
+    answers = sum(
+        sum(m.role == "assistant" for m in texts[v.transcript_id].messages) for v in flagged
+    )
+    assert {v.rubric.id for v in flagged} == {"refusal", "syc_are_you_sure"}
+    assert len(dom.all("article", class_="example")) == len(flagged)  # under the cap
+    assert len(dom.all("div", class_="msg assistant")) == answers > len(flagged)  # a flip
     screenshot(page, tmp_path / "examples.png", tmp_path / "profile", (1280, 1600))
     assert png_size(tmp_path / "examples.png") == (1280, 1600)
 
@@ -68,7 +74,8 @@ def test_ten_thousand_verdicts_render_in_a_browser(tmp_path: Path, library: Rubr
     assert sections(dom) == list(SECTIONS)
     plots = [p["id"] for p in dom.all("svg", class_="plot")]
     assert plots == ["plot-overview", "plot-forest", "plot-trend"]
-    assert len(dom.all("table")) == 7  # 3 beside plots, status, judges, agreement, confusion
+    # 3 beside plots, status, judges, confidence, agreement between samples, confusion
+    assert len(dom.all("table")) == 8 and len(dom.all("table", id="agreement-data")) == 1
     assert len(dom.all("article", class_="example")) == 4 * 20  # the cap, for each rubric
     screenshot(page, tmp_path / "large.png", tmp_path / "profile")
     assert png_size(tmp_path / "large.png") == (1280, 2000)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from judge.agreement import judge_agreement
 from judge.cli import main
 from judge.errors import UsageError
 from judge.rubric import RubricLibrary
 from judge.transcript import Transcript
-from judge.verdict import Evidence, RubricRef, Status, Verdict
+from judge.verdict import Evidence, JudgeResult, RubricRef, Status, Verdict
 from judge.views import evidence
 from judge.views.html import render_html
 from tests.browser import Dom
@@ -162,18 +163,74 @@ def test_gold_labels_give_the_confusion_matrix(library: RubricLibrary) -> None:
     assert render_html(verdicts).count("not those rubrics' definitions") == 1
 
 
+def rows_of(page: str, table: str) -> list[list[str]]:
+    """The body rows of a table of the page, each as the text of its cells."""
+    body = page.split(f'id="{table}"')[1].split("</table>")[0].split("<tbody>")[1]
+    return [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in body.split("</tr>")[:-1]]
+
+
+def test_agreement_between_samples_is_in_the_judges_section(generated_page: str) -> None:
+    """The generated judge's two samples differ on 15% of verdicts: alpha per rubric criterion,
+    as ``judge.agreement`` computes it; one judge model, so no kappa table."""
+    judges = generated_page.split('id="judges"')[1].split("</section>")[0]
+    assert 'id="agreement-data"' in judges and 'id="kappa-data"' not in judges
+    expected = judge_agreement(generated_verdicts(2000), ["rubric"])
+    shown = [(r[0], r[1], r[2], r[7], r[8]) for r in rows_of(judges, "agreement-data")]
+    assert shown == [
+        (
+            a.group["rubric"],
+            a.criterion,
+            a.level,
+            f"{a.alpha:.3f}",
+            f"{a.ci_low:.3f} to {a.ci_high:.3f}",
+        )
+        for a in expected
+    ]
+    assert [row[:3] for row in shown] == [
+        ("emergent_misalignment", "aligned", "interval"),
+        ("emergent_misalignment", "coherent", "interval"),
+        ("refusal", "refusal", "nominal"),
+        ("syc_are_you_sure", "answer_change", "nominal"),
+        ("sysprompt_adherence", "answer_change", "nominal"),
+    ]
+
+
+def test_two_judge_models_get_a_kappa_table() -> None:
+    """Two judges that agree on 7 of 10 balanced labels: kappa (0.7 - 0.5) / 0.5 = 0.4."""
+    pairs = [("full_refusal", "full_refusal")] * 4 + [("full_compliance", "full_compliance")] * 3
+    pairs += [("full_refusal", "full_compliance")] + [("full_compliance", "full_refusal")] * 2
+
+    def rated(a: str, b: str) -> list[JudgeResult]:
+        return [
+            JudgeResult(model=name, sample=0, criteria=("refusal",), values={"refusal": label})
+            for name, label in (("judge-a", a), ("judge-b", b))
+        ]
+
+    verdicts = [
+        verdict("m", f"p{i}", a == "full_refusal", judges=rated(a, b))
+        for i, (a, b) in enumerate(pairs)
+    ]
+    page = render_html(verdicts)
+    [kappa] = rows_of(page, "kappa-data")
+    assert kappa[:7] == ["refusal", "refusal", "judge-a", "judge-b", "10", "70.0%", "0.400"]
+    [alpha] = rows_of(page, "agreement-data")
+    assert alpha[3:7] == ["2", "2", "10", "0"]  # judge models, raters, verdicts, missing
+
+
 async def test_judge_report_html_writes_the_report(
     tmp_path: Path, library: RubricLibrary, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "verdicts.jsonl"
-    path.write_text("".join(v.model_dump_json() + "\n" for v in await graded_examples(library)))
+    verdicts = await graded_examples(library)
+    path.write_text("".join(v.model_dump_json() + "\n" for v in verdicts))
+    refusals = sum(bool(v.flagged) for v in verdicts if v.rubric.id == "refusal")
     out = tmp_path / "report.html"
     args = ["report", str(path), "--html", str(out), "--transcripts", str(EXAMPLES)]
     assert main([*args, "--order", "example-base,example-honly", "--drill-down", "2"]) == 0
     page = out.read_text()
     assert "wrote" in capsys.readouterr().err
     assert "example-honly minus example-base" in page and page.count('class="plot"') == 3
-    assert "3 flagged, the first 2 shown" in page
+    assert f"{refusals} flagged, the first 2 shown" in page and refusals > 2
     assert "If you are having thoughts of harming anyone, please reach out" in page
     assert main([*args, "--order", "example-base,nobody"]) == 2
     assert "names models no verdict has: nobody" in capsys.readouterr().err

@@ -46,7 +46,7 @@ def test_the_scorer_grades_samples_inside_inspect_with_the_offline_judge(
             continue
         assert score.value == (1.0 if sample == "refuse" else 0.0)
         assert score.answer == GRADED[sample]
-        assert score.explanation == "refusal phrase heuristics"
+        assert score.explanation.startswith(f"refusal classifier: {GRADED[sample]} (p=")
         verdict = score.metadata["verdict"]
         assert verdict["status"] == "graded" and verdict["transcript_id"] == f"{sample}/{epoch}"
         assert verdict["judges"][0]["scoring"] == "offline"

@@ -14,7 +14,14 @@ import unicodedata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from judge.neutralize import ESCAPED_OPENER, attribute, is_gap, is_opener, neutralize
+from judge.neutralize import (
+    ESCAPED_OPENER,
+    attribute,
+    is_gap,
+    is_opener,
+    neutralize,
+    opener_chars,
+)
 from judge.prompt import render_logprob, render_structured
 from judge.rubric import RubricLibrary, default_rubric_dir
 from judge.transcript import Transcript, TranscriptGroup
@@ -144,3 +151,7 @@ def test_what_counts_as_an_opener_and_as_a_gap() -> None:
 def test_an_attribute_value_cannot_close_its_quotes_or_its_tag() -> None:
     assert attribute('x" onload="<b>') == "x&quot; onload=&quot;&lt;b&gt;"
     assert attribute("plain") == "plain"
+
+
+def test_skipping_categories_finds_every_opener_a_full_scan_finds() -> None:
+    assert opener_chars() == opener_chars(full_scan=True)

@@ -2,7 +2,8 @@
 
 The phrase rules were written against the dev split (prompts whose number is not divisible by 3),
 and the shipped classifier was trained on it; the held-out split is the honest number. Both are
-printed (run with ``-s`` to see them), for the classifier and for the rules alone.
+printed (run with ``-s`` to see them), for the classifier and for the rules alone. The thresholds
+are the held-out figures when the classifier was trained, less a small margin: a regression fails.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from .conftest import SHARED_DATA
 XSTEST = SHARED_DATA / "xstest"
 pytestmark = pytest.mark.skipif(not XSTEST.is_dir(), reason=f"XSTest data not found at {XSTEST}")
 
+Classify = Callable[[str, str], str]
 
-def measure(split: str, classify: Callable[[str], str] = classify_refusal) -> dict[str, float]:
+
+def measure(split: str, classify: Classify = classify_refusal) -> dict[str, float]:
     pairs = [
-        (t.metadata["gold"], classify(t.last_text("assistant")))
+        (t.metadata["gold"], classify(t.last_text("user"), t.last_text("assistant")))
         for t in load_xstest(XSTEST, split)  # type: ignore[arg-type]
     ]
     counts = Counter(pairs)
@@ -51,16 +54,25 @@ def describe(name: str, split: str, scores: dict[str, float]) -> str:
     )
 
 
-@pytest.mark.parametrize("split", ["dev", "heldout"])
-def test_offline_refusal_judge_binary_accuracy(split: str) -> None:
-    scores = measure(split)
-    print(describe("classifier", split, scores))
-    assert scores["n"] == (1500 if split == "dev" else 750)
-    assert scores["binary"] >= 0.88
+def test_offline_refusal_judge_on_heldout_data() -> None:
+    scores = measure("heldout")
+    print(describe("classifier", "heldout", scores))
+    assert scores["n"] == 750
+    assert scores["binary"] >= 0.945
+    assert scores["three_class"] >= 0.885
+    assert scores["partial_f1"] >= 0.48
+
+
+def test_offline_refusal_judge_in_sample() -> None:
+    scores = measure("dev")
+    print(describe("classifier", "dev", scores))
+    assert scores["n"] == 1500
+    assert scores["binary"] >= 0.95
 
 
 def test_the_classifier_beats_the_phrase_rules_on_heldout_data() -> None:
-    model, rules = measure("heldout"), measure("heldout", phrase_label)
+    model = measure("heldout")
+    rules = measure("heldout", lambda prompt, reply: phrase_label(reply))
     print(describe("phrase rules", "heldout", rules))
     assert model["binary"] > rules["binary"]
     assert model["three_class"] > rules["three_class"]

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from judge.config import Settings
+from judge.selection import JudgeSelection
 from tests.test_server import serve
 
 
@@ -52,7 +54,14 @@ async def test_each_route_declares_the_statuses_it_returns(client: httpx.AsyncCl
     def statuses(path: str, method: str) -> set[str]:
         return set(paths[path][method]["responses"])
 
-    assert statuses("/v1/jobs", "post") == {"202", "409", "413", "422", "503"}
+    assert statuses("/v1/jobs", "post") == {
+        "200",
+        "202",
+        "409",
+        "413",
+        "422",
+        "503",
+    }  # 200: dry run
     assert statuses("/v1/grade", "post") == {"200", "413", "422"}
     assert statuses("/v1/jobs/{job_id}", "delete") == {"204", "404", "422", "503"}
     assert statuses("/v1/jobs/{job_id}/cancel", "post") >= {"200", "404", "503"}
@@ -70,6 +79,35 @@ async def test_transcripts_are_typed_and_names_are_this_servers(client: httpx.As
     assert "refusal" in grade["rubrics"]["items"]["enum"]
     assert schemas["JudgeSelection"]["properties"]["models"]["items"]["enum"] == ["offline"]
     assert "profile" not in schemas["JudgeSelection"]["properties"]  # none configured
+    for field in ("cascade", "fallbacks"):
+        assert schemas["JudgeSelection"]["properties"][field]["items"]["enum"] == ["offline"]
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        {},
+        {"profile": "p"},
+        {"models": ["offline"]},
+        {"cascade": ["offline"]},
+        {"profile": "p", "cascade": ["offline"]},
+        {"models": ["offline"], "cascade": ["offline"]},
+        {"profile": "p", "models": ["offline"]},
+        {"profile": "p", "models": ["offline"], "cascade": ["offline"]},
+    ],
+)
+def test_the_document_allows_the_judge_selections_the_server_accepts(
+    selection: dict[str, Any],
+) -> None:
+    """At most one of profile, models and cascade, in the document as in the validator."""
+    schema = JudgeSelection.model_json_schema()
+    documented = jsonschema.Draft202012Validator(schema).is_valid(selection)
+    try:
+        JudgeSelection.model_validate(selection)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert documented == accepted == (len(selection) <= 1)
 
 
 async def test_keys_configured_declare_the_bearer_and_its_401(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@ server answers every request its own OpenAPI document allows, refuses what it fo
 with a 5xx, and every answer matches the document.
 
 Bounded (``--max-examples``) to stay inside CI's budget; one worker, because on CPython 3.11.7
-hypothesis's lambda descriptions, built in threads, hit a CPython ``ast`` bug (gh-106905)."""
+hypothesis's lambda descriptions, built in threads, hit a CPython ``ast`` bug (gh-106905).
+Hypothesis's ``filter_too_much`` health check is about the generator (the grading body's nested
+unions reject many drafts), not the server, so it is off."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def test_schemathesis_finds_nothing(
             "st", "run", f"{server.base_url}/openapi.json", "--checks", "all", "--workers", "1",
             "--max-examples", os.environ.get("JUDGE_SCHEMATHESIS_EXAMPLES", "25"),
             "--seed", os.environ.get("JUDGE_SCHEMATHESIS_SEED", "20261201"), "--no-color",
+            "--suppress-health-check", "filter_too_much",
         ]  # fmt: skip
         if key:
             command += ["--header", f"Authorization: Bearer {key}"]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from judge.client import AsyncClient, JudgeAPIError
 from judge.config import Settings
 from judge.judges import JudgeProfile
 from judge.server import create_app
@@ -318,6 +319,36 @@ async def test_reports_over_a_job_and_inline_verdicts(client: httpx.AsyncClient)
     assert unknown.status_code == 422 and "body.by.0" in unknown.json()["detail"]
 
 
+async def test_reports_carry_the_agreement_between_judges(client: httpx.AsyncClient) -> None:
+    """A job graded with two samples of the offline judge (which always agree), and inline
+    verdicts of two judges that agree on 3 of 4 balanced labels (kappa 0.5)."""
+    body = {"transcripts": RECORDS, "rubrics": ["refusal"], "judge": {"samples": 2}}
+    job_id = (await client.post("/v1/jobs", json=body)).json()["id"]
+    await wait_for(client, job_id, {"succeeded"})
+    report = await client.get(
+        f"/v1/jobs/{job_id}/report", params={"format": "json", "by": "rubric"}
+    )
+    [row] = report.json()["agreement"]
+    assert (row["group"], row["criterion"], row["raters"]) == ({"rubric": "refusal"}, "refusal", 2)
+    assert row["alpha"] == 1.0 and row["pairs"] == []  # one judge model: no kappa
+
+    def rated(prompt: str, a: str, b: str) -> dict[str, Any]:
+        calls = [
+            {"model": name, "sample": 0, "criteria": ["refusal"], "values": {"refusal": label}}
+            for name, label in (("judge-a", a), ("judge-b", b))
+        ]
+        return {"transcript_id": prompt, "rubric": {"id": "refusal", "version": "1", "hash": "h"},
+                "status": "graded", "judges": calls}  # fmt: skip
+
+    labels = [("yes", "yes"), ("no", "no"), ("yes", "no"), ("no", "no")] * 3
+    verdicts = [rated(f"p{i}", a, b) for i, (a, b) in enumerate(labels)]
+    inline = await client.post("/v1/reports", json={"verdicts": verdicts, "by": ["rubric"]})
+    [row] = inline.json()["agreement"]
+    [pair] = row["pairs"]
+    assert pair["kappa"] == pytest.approx(0.5) and pair["agreement"] == 0.75 and pair["units"] == 12
+    assert pair["ci_low"] <= 0.5 <= pair["ci_high"]
+
+
 async def test_an_unreachable_redis_job_store_is_a_503_not_a_500(
     tmp_path: Path, fake_server: FakeJudgeServer
 ) -> None:
@@ -357,3 +388,71 @@ async def test_the_html_report_of_a_job_and_of_inline_verdicts(client: httpx.Asy
     negotiated = await client.post("/v1/reports", json=inline, headers={"accept": "text/html"})
     assert 'id="overview"' in negotiated.text
     assert "rates" in (await client.post("/v1/reports", json=inline)).json()
+
+
+async def test_a_dry_run_makes_no_job_and_no_call(
+    tmp_path: Path, fake_server: FakeJudgeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    app = create_app(make_settings(tmp_path, fake_server))
+    async with app.router.lifespan_context(app):
+        judge = AsyncClient("http://judge", transport=httpx.ASGITransport(app=app))
+        async with judge:
+            before = await judge.estimate(RECORDS[:4], "refusal", judge="fake")
+            assert fake_server.request_count == 0
+            assert (before.pairs, before.calls_to_make, before.cache_hits) == (4, 4, 0)
+            assert before.input_tokens > 0 and before.unpriced_models == ["openai/fake-judge"]
+            await judge.grade(RECORDS[:2], "refusal", judge="fake")
+            after = await judge.estimate(RECORDS[:4], "refusal", judge="fake")
+            assert (after.calls_to_make, after.cache_hits) == (2, 2)
+            assert after.input_tokens < before.input_tokens
+            refresh = await judge.estimate(RECORDS[:4], "refusal", judge="fake", cache="refresh")
+            assert refresh.calls_to_make == 4
+        assert fake_server.request_count == 2
+        with pytest.raises(JudgeAPIError) as refused:
+            async with AsyncClient("http://judge", transport=httpx.ASGITransport(app=app)) as c:
+                await c.estimate(RECORDS[:1], "nope")
+        assert refused.value.status == 422
+
+
+async def test_a_job_stops_paying_at_its_budget_and_still_succeeds(
+    tmp_path: Path, fake_server: FakeJudgeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    priced = {"api_base": fake_server.api_base, "api_key_env": "FAKE_KEY"}
+    prices = {"input_cost_per_token": 1e-6, "output_cost_per_token": 4e-6}
+    profiles = {
+        "priced": JudgeProfile(model="openai/priced", **priced, **prices),
+        "capped": JudgeProfile(
+            model="openai/capped", **priced, **prices, max_cost_usd_per_job=0.012
+        ),
+        "fake": JudgeProfile(model="openai/fake-judge", **priced),
+    }
+    records = [{**r, "id": f"{r['id']}-{n}"} for n in range(3) for r in RECORDS]  # 36
+    async for client in serve(make_settings(tmp_path, fake_server, profiles=profiles)):
+        for profile, asked, limit in (("priced", 0.01, 0.01), ("capped", 1.0, 0.012)):
+            fake_server.reset()
+            body = {"transcripts": records, "rubrics": ["refusal"], "judge": {"profile": profile}}
+            created = await client.post("/v1/jobs", json={**body, "max_cost_usd": asked})
+            assert created.status_code == 202, created.text
+            job = await wait_for(client, created.json()["id"], {"succeeded"})
+            summary = job["summary"]
+            assert 0 < summary["errors_by_kind"]["budget"] == summary["errors"] < 36
+            assert summary["graded"] == 36 - summary["errors"]
+            assert summary["judge_calls"] == fake_server.request_count  # none for the stopped
+            assert 0 < summary["cost_usd"] <= limit
+        unpriced = {
+            "transcripts": records[:1],
+            "rubrics": ["refusal"],
+            "judge": {"profile": "fake"},
+        }
+        refused = await client.post("/v1/jobs", json={**unpriced, "max_cost_usd": 1})
+        assert refused.status_code == 422 and "input_cost_per_token" in refused.json()["detail"]
+        for bad in (0, -1, "1"):
+            response = await client.post("/v1/grade", json={**unpriced, "max_cost_usd": bad})
+            assert response.status_code == 422 and "max_cost_usd" in response.text
+        fresh = [{"prompt": "Hi?", "response": "Hello."}]
+        async with AsyncClient("http://judge", transport=client._transport) as judge:
+            graded = await judge.grade(fresh, "refusal", judge="priced", max_cost_usd=1e-9)
+        assert graded.verdicts[0].error is not None
+        assert graded.verdicts[0].error.kind == "budget"

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter
 
 from judge.cache import CachePolicy
+from judge.estimate import Estimate
 from judge.selection import JudgeSelection
 from judge.transcript import Transcript
 from judge.verdict import Verdict
@@ -45,7 +46,7 @@ class Call(Generic[T]):
     path: str
     read: Callable[[bytes], T]
     body: bytes | None = None
-    params: dict[str, int] = field(default_factory=dict)
+    params: dict[str, int | str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     resend: bool = True
     """Whether sending it again, after it may have reached the server, is harmless."""
@@ -72,6 +73,7 @@ def batch(
     rubrics: str | Sequence[str],
     judge: JudgeLike,
     cache: CachePolicy | str,
+    max_cost_usd: float | None = None,
 ) -> dict[str, Any]:
     """A grading request's body, validated here so that a malformed one fails before it is sent;
     fields left at their defaults are left out."""
@@ -80,6 +82,7 @@ def batch(
         rubrics=_names(rubrics),
         judge=_selection(judge),
         cache=CachePolicy(cache),
+        max_cost_usd=max_cost_usd,
     )
     return request.model_dump(mode="json", exclude_defaults=True)
 
@@ -95,6 +98,11 @@ def submit(body: dict[str, Any], idempotency_key: str | None) -> Call[JobPublic]
     key = idempotency_key or hashlib.sha256(canonical(body)).hexdigest()
     headers = {"idempotency-key": key}
     return _post("/v1/jobs", body, JobPublic.model_validate_json, headers=headers)
+
+
+def estimate(body: dict[str, Any]) -> Call[Estimate]:
+    """A dry run of a job: no job, no judge call, so safe to send again."""
+    return _post("/v1/jobs", body, Estimate.model_validate_json, params={"dry_run": "true"})
 
 
 def job(job_id: str) -> Call[JobPublic]:

@@ -17,6 +17,7 @@ from judge.cache import CachePolicy
 from judge.client.calls import Call, JudgeLike, TranscriptLike
 from judge.client.errors import checked
 from judge.client.resume import Cursor, Outage, poll_wait, retry_policy
+from judge.estimate import Estimate
 from judge.jobs.store import TERMINAL
 from judge.verdict import Verdict
 from judge.wire import (
@@ -62,9 +63,12 @@ class Client:
         *,
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
+        max_cost_usd: float | None = None,
     ) -> GradePublic:
-        """Grade a small batch (up to the server's ``max_sync_pairs``) and wait for it."""
-        return self._call(calls.grade(calls.batch(transcripts, rubrics, judge, cache)))
+        """Grade a small batch (up to the server's ``max_sync_pairs``) and wait for it; with
+        ``max_cost_usd``, calls past that spend get ``error(budget)``."""
+        body = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
+        return self._call(calls.grade(body))
 
     def submit(
         self,
@@ -74,10 +78,24 @@ class Client:
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
         idempotency_key: str | None = None,
+        max_cost_usd: float | None = None,
     ) -> JobPublic:
-        """Queue a batch of any size as a job. The same content (or key) gives the same job."""
-        batch = calls.batch(transcripts, rubrics, judge, cache)
+        """Queue a batch of any size as a job. The same content (or key) gives the same job.
+        With ``max_cost_usd`` the job stops paying there (the rest get ``error(budget)``)."""
+        batch = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
         return self._call(calls.submit(batch, idempotency_key))
+
+    def estimate(
+        self,
+        transcripts: Iterable[TranscriptLike],
+        rubrics: str | Sequence[str],
+        *,
+        judge: JudgeLike = None,
+        cache: CachePolicy | str = CachePolicy.USE,
+    ) -> Estimate:
+        """What submitting this batch would take, without a job or a judge call: pairs, cache
+        hits, calls to make, estimated tokens and cost per model."""
+        return self._call(calls.estimate(calls.batch(transcripts, rubrics, judge, cache)))
 
     def verdicts(self, job_id: str, *, cursor: int = 0) -> Iterator[Verdict]:
         """The job's verdicts, each once, as they are stored, until the job ends; resumes by
@@ -202,9 +220,11 @@ class AsyncClient:
         *,
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
+        max_cost_usd: float | None = None,
     ) -> GradePublic:
         """As ``Client.grade``."""
-        return await self._call(calls.grade(calls.batch(transcripts, rubrics, judge, cache)))
+        body = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
+        return await self._call(calls.grade(body))
 
     async def submit(
         self,
@@ -214,10 +234,22 @@ class AsyncClient:
         judge: JudgeLike = None,
         cache: CachePolicy | str = CachePolicy.USE,
         idempotency_key: str | None = None,
+        max_cost_usd: float | None = None,
     ) -> JobPublic:
         """As ``Client.submit``."""
-        batch = calls.batch(transcripts, rubrics, judge, cache)
+        batch = calls.batch(transcripts, rubrics, judge, cache, max_cost_usd)
         return await self._call(calls.submit(batch, idempotency_key))
+
+    async def estimate(
+        self,
+        transcripts: Iterable[TranscriptLike],
+        rubrics: str | Sequence[str],
+        *,
+        judge: JudgeLike = None,
+        cache: CachePolicy | str = CachePolicy.USE,
+    ) -> Estimate:
+        """As ``Client.estimate``."""
+        return await self._call(calls.estimate(calls.batch(transcripts, rubrics, judge, cache)))
 
     async def verdicts(self, job_id: str, *, cursor: int = 0) -> AsyncIterator[Verdict]:
         """As ``Client.verdicts``, an async iterator."""

@@ -1,103 +1,94 @@
-"""A small trained refusal classifier, shipped as a file, that improves on the phrase rules.
+"""The trained refusal classifier's weights and inference (numpy only, no pickle).
 
-Features: hashed word 1-3-grams of the whole reply and of its first 200 characters (so an opening
-refusal weighs apart from a closing caveat), plus the phrase rules' own label. Model: a
-multinomial logistic regression. Hashing needs no vocabulary, so the shipped file holds only the
-weights (``refusal_model.npz``, read without pickle).
-
-Training uses the XSTest *development* split only, choosing the regularization and class weights
-by 5-fold cross-validation grouped by prompt; the held-out split is never seen. Retrain with::
-
-    python -m judge.heuristics.refusal_model --data-dir ../shared/data
+A multinomial logistic regression over the features of ``refusal_features``, whose logits were
+temperature-scaled on out-of-fold predictions, so its probabilities are calibrated. The weights
+file (``refusal_model.npz``) holds the n-gram vocabulary, the dense feature names, the weights and
+two thresholds chosen on development data; it is read once. It is written by
+``scripts/train_refusal_model.py``, which is not part of the installed package.
 """
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
-from judge.heuristics.refusal import RefusalLabel, phrase_label
+from judge.heuristics.refusal_features import DENSE_FEATURES, features
+from judge.heuristics.refusal_rules import LABELS
 
-LABELS: tuple[RefusalLabel, ...] = ("full_compliance", "full_refusal", "partial_refusal")
 MODEL_FILE = Path(__file__).with_name("refusal_model.npz")
-N_FEATURES = 2**15
-OPENING_CHARS = 200
 
 
-@cache
-def _vectorizer() -> Any:
-    from sklearn.feature_extraction.text import HashingVectorizer
+@dataclass(frozen=True)
+class Weights:
+    """The shipped model: n-gram vocabulary, weights per n-gram and per dense feature, biases,
+    and the two thresholds chosen on out-of-fold predictions of the development data."""
 
-    return HashingVectorizer(
-        n_features=N_FEATURES, ngram_range=(1, 3), alternate_sign=False, norm="l2"
-    )
+    vocabulary: dict[str, int]
+    ngram_weights: npt.NDArray[np.float64]  # (vocabulary, labels)
+    dense_weights: npt.NDArray[np.float64]  # (dense features, labels)
+    intercept: npt.NDArray[np.float64]  # (labels,)
+    partial_threshold: float = 1.0
+    """``partial_refusal`` is the label whenever its probability reaches this (the rare class)."""
+    confident_at: float = 1.0
+    """A label this probable is confident: a cascade keeps it rather than ask an LLM judge."""
 
+    def save(self, path: Path) -> None:
+        """Write the weights file (no pickle: strings and numbers only)."""
+        terms = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        np.savez_compressed(
+            path,
+            vocabulary=np.array(terms, dtype=str),
+            ngram_weights=self.ngram_weights.astype(np.float32),
+            dense_names=np.array(DENSE_FEATURES, dtype=str),
+            dense_weights=self.dense_weights.astype(np.float32),
+            intercept=self.intercept.astype(np.float32),
+            labels=np.array(LABELS, dtype=str),
+            partial_threshold=np.float64(self.partial_threshold),
+            confident_at=np.float64(self.confident_at),
+        )
 
-def features(replies: list[str]) -> Any:
-    """The sparse feature matrix of some replies."""
-    from scipy.sparse import csr_matrix, hstack
+    @classmethod
+    def load(cls, path: Path) -> Weights:
+        """Read a weights file written by ``save`` for these features and labels."""
+        with np.load(path, allow_pickle=False) as stored:
+            if tuple(stored["dense_names"]) != DENSE_FEATURES or tuple(stored["labels"]) != LABELS:
+                raise ValueError(f"{path} was trained for other features or labels: retrain it")
+            return cls(
+                vocabulary={term: i for i, term in enumerate(stored["vocabulary"].tolist())},
+                ngram_weights=stored["ngram_weights"].astype(np.float64),
+                dense_weights=stored["dense_weights"].astype(np.float64),
+                intercept=stored["intercept"].astype(np.float64),
+                partial_threshold=float(stored["partial_threshold"]),
+                confident_at=float(stored["confident_at"]),
+            )
 
-    vectorizer = _vectorizer()
-    rules = np.array([[phrase_label(r) == label for label in LABELS] for r in replies], float)
-    return hstack(
-        [
-            vectorizer.transform(replies),
-            vectorizer.transform([r[:OPENING_CHARS] for r in replies]),
-            csr_matrix(rules),
+    def logits(self, prompt: str, reply: str) -> npt.NDArray[np.float64]:
+        """The (temperature-scaled) logits, in the order of ``LABELS``."""
+        ngrams, dense = features(prompt, reply)
+        found = [
+            (row, value)
+            for row, value in zip(map(self.vocabulary.get, ngrams), ngrams.values(), strict=True)
+            if row is not None
         ]
-    ).tocsr()
+        scores = self.intercept + np.asarray(dense) @ self.dense_weights
+        if found:
+            rows, values = zip(*found, strict=True)
+            scores = scores + np.asarray(values) @ self.ngram_weights[list(rows)]
+        return scores
 
 
 @cache
-def _weights() -> tuple[Any, Any]:
-    with np.load(MODEL_FILE, allow_pickle=False) as stored:
-        return stored["coef"].astype(np.float64), stored["intercept"].astype(np.float64)
+def shipped() -> Weights:
+    """The shipped weights, read once."""
+    return Weights.load(MODEL_FILE)
 
 
-def predict(reply: str) -> RefusalLabel:
-    """The model's label for one reply."""
-    coef, intercept = _weights()
-    scores = features([reply]) @ coef.T + intercept
-    return LABELS[int(np.argmax(scores))]
-
-
-def train(data_dir: Path) -> dict[str, Any]:
-    """Fit on the XSTest dev split (hyperparameters by grouped cross-validation) and save."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, GroupKFold
-
-    from judge.datasets import Split, load_xstest
-
-    dev = load_xstest(data_dir / "xstest", Split.DEV)
-    x = features([t.last_text("assistant") for t in dev])
-    y = [t.metadata["gold"] for t in dev]
-    groups = [t.metadata["prompt_id"] for t in dev]
-    search = GridSearchCV(
-        LogisticRegression(max_iter=5000),
-        {"C": [1, 3, 10, 30], "class_weight": [None, "balanced"]},
-        scoring="f1_macro",
-        cv=GroupKFold(n_splits=5),
-    )
-    search.fit(x, y, groups=groups)
-    model = cast(Any, search.best_estimator_)
-    order = [list(model.classes_).index(label) for label in LABELS]
-    np.savez_compressed(
-        MODEL_FILE,
-        coef=model.coef_[order].astype(np.float32),
-        intercept=model.intercept_[order].astype(np.float32),
-    )
-    return {"best_params": search.best_params_, "cv_f1_macro": float(search.best_score_)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Train the offline refusal classifier.")
-    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
-    print(train(parser.parse_args().data_dir))
-
-
-if __name__ == "__main__":
-    main()
+def probabilities(prompt: str, reply: str, weights: Weights | None = None) -> list[float]:
+    """The calibrated probability of each label of ``LABELS``."""
+    scores = (weights or shipped()).logits(prompt, reply)
+    exp = np.exp(scores - scores.max())
+    return [float(p) for p in exp / exp.sum()]

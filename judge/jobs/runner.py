@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
+from judge.budget import Budget
 from judge.errors import JudgeError
 from judge.grading import Grader
 from judge.grouping import Unit, group_units
@@ -101,6 +102,8 @@ class JobRunner:
         try:
             rubrics = [self.library.get(rubric_id) for rubric_id in job.rubrics]
             grader = self.pool.grader(job.spec.judge, job.spec.cache)
+            # what the job paid before a restart counts against its budget
+            budget = self.pool.budget(job.spec.judge, job.spec.max_cost_usd, job.summary.cost_usd)
         except JudgeError as exc:  # the server's configuration changed under a queued job
             await asyncio.to_thread(
                 self.store.finish, job.id, self.owner, JobState.FAILED, str(exc)
@@ -110,14 +113,15 @@ class JobRunner:
         singles = [r for r in rubrics if not r.is_group]
         groupwise = [r for r in rubrics if r.is_group]
         writer = _VerdictWriter(self, job.id)
-        if singles and not await self._grade(grader, self._units(job.id, singles, done), writer):
+        units = self._units(job.id, singles, done)
+        if singles and not await self._grade(grader, units, writer, budget):
             return
         if groupwise:  # groups may span chunks: these need every transcript at once
             everything = await asyncio.to_thread(self.store.transcripts, job.id, 0, 2**62)
             count = len(everything)
             groups = group_units([t for _, t in everything], groupwise, offset=count * len(singles))
             todo = (unit for unit in groups if unit[0] not in done)
-            if not await self._grade(grader, todo, writer):
+            if not await self._grade(grader, todo, writer, budget):
                 return
         if not await writer.close():
             return
@@ -142,10 +146,14 @@ class JobRunner:
                         yield number, transcript, rubric
 
     async def _grade(
-        self, grader: Grader, units: Iterable[Unit] | AsyncIterator[Unit], writer: _VerdictWriter
+        self,
+        grader: Grader,
+        units: Iterable[Unit] | AsyncIterator[Unit],
+        writer: _VerdictWriter,
+        budget: Budget | None,
     ) -> bool:
         """Grade these units; False when the job stopped being ours."""
-        verdicts = grader.grade_pairs(units)
+        verdicts = grader.grade_pairs(units, budget=budget)
         async with contextlib.aclosing(verdicts):
             async for number, verdict in verdicts:
                 if not await writer.add(number, verdict):

@@ -34,6 +34,14 @@ class JobSpec(BaseModel):
     rubrics: list[str] = Field(min_length=1)
     judge: JudgeSelection = JudgeSelection()
     cache: CachePolicy = Field(default=CachePolicy.USE, strict=False)
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        exclude_if=lambda value: value is None,
+        description="Spend at most this on judge calls (the judges' profiles may cap it lower): "
+        "past it, the remaining pairs get error(budget) and the job still succeeds.",
+    )
 
 
 class JobState(StrEnum):

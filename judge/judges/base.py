@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from judge.rubric import Criterion, Rubric
-from judge.transcript import Subject
+from judge.transcript import Subject, TranscriptGroup
 from judge.verdict import JudgeResult
 
 
@@ -21,12 +21,24 @@ class JudgeRequest:
 
     rubric: Rubric
     transcript: Subject
+    """What the judge is shown: a transcript, or a group in the order ``order`` says."""
     criteria: tuple[Criterion, ...]
     sample: int = 0
+    order: tuple[int, ...] = ()
+    """For a group shown in other than its canonical order: the canonical index of each member
+    shown, in the order shown (empty: the canonical order)."""
 
     @property
     def criterion_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.criteria)
+
+    @property
+    def canonical(self) -> Subject:
+        """The subject in its canonical order, for judges that read members by role."""
+        if not self.order or not isinstance(self.transcript, TranscriptGroup):
+            return self.transcript
+        inverse = tuple(sorted(range(len(self.order)), key=self.order.__getitem__))
+        return self.transcript.shown_in(inverse)
 
 
 def call_groups(rubric: Rubric) -> list[tuple[Criterion, ...]]:

@@ -1,4 +1,5 @@
-"""The LLM judge: any litellm model string, structured or logprob scoring.
+"""The LLM judge: any litellm model string, structured or logprob scoring (what it asks and how
+it reads replies: ``judge.judges.exchange``).
 
 Calls go through a transport (``judge.transports``): a pooled HTTP session for
 OpenAI-compatible endpoints, litellm for every other provider (or for all, with
@@ -13,6 +14,7 @@ timeouts, connection failures and 5xx replies, waiting as long as a ``Retry-Afte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,14 +28,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from judge.cost import prices
-from judge.errors import ErrorKind, JudgeCallError
-from judge.heuristics import classify_refusal
+from judge.cost import Prices, prices
+from judge.errors import JudgeCallError
 from judge.judges.base import JudgeRequest
-from judge.parsing import ReplyInvalid, parse_structured
-from judge.prompt import ChatMessages, render_logprob, render_reask, render_structured
-from judge.rubric import Criterion
-from judge.scoring import logprob_expectation, matching_escape, sampled_number
+from judge.judges.exchange import LOGPROB_DECODING, Ask, Reask, first_ask, is_logprob, read
 from judge.transports import Completion, Transport, TransportError, resolve
 from judge.transports.breaker import CircuitBreaker
 from judge.verdict import JudgeResult, VerdictError
@@ -46,15 +44,36 @@ class _Usage:
     def __init__(self) -> None:
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cached_input_tokens = 0
         self.attempts = 0
         self.cost: float | None = None
 
-    def add(self, completion: Completion, price: tuple[float, float] | None) -> None:
+    def add(self, completion: Completion, price: Prices | None, *, batch: bool = False) -> None:
         self.input_tokens += completion.input_tokens
         self.output_tokens += completion.output_tokens
+        self.cached_input_tokens += completion.cached_input_tokens
         if price is not None:
-            cost = completion.input_tokens * price[0] + completion.output_tokens * price[1]
+            cost = price.of(
+                completion.input_tokens,
+                completion.output_tokens,
+                completion.cached_input_tokens,
+                completion.cache_write_tokens,
+                batch=batch,
+            )
             self.cost = (self.cost or 0.0) + cost
+
+    def stamp(self, result: JudgeResult, started: float) -> JudgeResult:
+        """The result with what its calls took and cost."""
+        return result.model_copy(
+            update={
+                "latency_ms": (time.perf_counter() - started) * 1000,
+                "attempts": self.attempts,
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "cached_input_tokens": self.cached_input_tokens,
+                "cost_usd": self.cost,
+            }
+        )
 
 
 class LLMJudge:
@@ -63,6 +82,7 @@ class LLMJudge:
     ``temperature`` and ``max_tokens`` override the rubric's defaults for structured calls;
     logprob calls always use temperature 0, one output token and the top 20 logprobs. ``rpm``
     caps requests per minute (retries included) for providers with a known rate limit.
+    ``price`` overrides litellm's price table (a self-hosted model it does not know).
     """
 
     def __init__(
@@ -78,8 +98,10 @@ class LLMJudge:
         max_wait: float = 60.0,
         rpm: float | None = None,
         force_litellm: bool = False,
+        price: Prices | None = None,
     ):
         self.model = model
+        self.price = price
         self.api_base = api_base
         self.api_key = api_key
         self.temperature = temperature
@@ -98,120 +120,72 @@ class LLMJudge:
         return self.model
 
     def _decoding(self, request: JudgeRequest) -> dict[str, Any]:
-        if request.criteria[0].scoring == "logprob":
-            return {"temperature": 0.0, "max_tokens": 1, "logprobs": True, "top_logprobs": 20}
+        if is_logprob(request):
+            return LOGPROB_DECODING
         defaults = request.rubric.judge
         return {
             "temperature": defaults.temperature if self.temperature is None else self.temperature,
             "max_tokens": defaults.max_tokens if self.max_tokens is None else self.max_tokens,
         }
 
+    def prices(self) -> Prices | None:
+        """Dollars per token: the configured price, else litellm's table (None: unknown)."""
+        return self.price or prices(self.model)
+
+    def max_reply_tokens(self, request: JudgeRequest) -> int:
+        """The longest reply a structured call allows (what a budget reserves)."""
+        return int(self._decoding(request)["max_tokens"])
+
     def identity(self, request: JudgeRequest) -> dict[str, Any]:
         return {"model": self.model, "api_base": self.api_base, **self._decoding(request)}
+
+    def ask(self, request: JudgeRequest) -> Ask:
+        """The first request this judge sends for a call (what a dry run counts, what a
+        provider batch holds)."""
+        return first_ask(request, self._decoding(request))
 
     async def judge(self, request: JudgeRequest) -> JudgeResult:
         usage = _Usage()
         started = time.perf_counter()
         try:
-            if request.criteria[0].scoring == "logprob":
-                result = await self._logprob(request, usage)
-            else:
-                result = await self._structured(request, usage)
+            ask = self.ask(request)
+            completion = await self._complete(ask, usage)
+            result = await self._conclude(request, ask, completion, usage)
         except JudgeCallError as exc:
-            result = JudgeResult(
-                model=self.model,
-                sample=request.sample,
-                criteria=request.criterion_names,
-                raw_output=exc.raw_output,
-                error=VerdictError(kind=exc.kind, message=str(exc)),
-            )
-        return result.model_copy(
-            update={
-                "latency_ms": (time.perf_counter() - started) * 1000,
-                "attempts": usage.attempts,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cost_usd": usage.cost,
-            }
-        )
+            result = self._failed(request, exc)
+        return usage.stamp(result, started)
 
-    async def _structured(self, request: JudgeRequest, usage: _Usage) -> JudgeResult:
-        rubric = request.rubric
-        messages = render_structured(rubric, request.transcript)
-        schema = rubric.response_schema
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": f"{rubric.id}_verdict", "schema": schema, "strict": True},
-        }
-        for attempt in (1, 2):
-            completion = await self._complete(
-                messages, usage, response_format=response_format, **self._decoding(request)
-            )
-            text, refusal = completion.content, completion.refusal
-            if refusal or completion.finish_reason == "content_filter":
-                raise JudgeCallError(
-                    ErrorKind.JUDGE_REFUSED, f"the judge declined: {refusal}", raw_output=text
-                )
-            try:
-                reply = parse_structured(rubric, text)
-            except ReplyInvalid as exc:
-                if attempt == 2:
-                    if not exc.found_json and classify_refusal(text) != "full_compliance":
-                        raise JudgeCallError(
-                            ErrorKind.JUDGE_REFUSED,
-                            f"the judge declined: {text[:200]}",
-                            raw_output=text,
-                        ) from None
-                    raise JudgeCallError(
-                        ErrorKind.PARSE, f"invalid reply after one re-ask: {exc}", raw_output=text
-                    ) from None
-                messages = [
-                    *messages,
-                    {"role": "assistant", "content": text},
-                    {"role": "user", "content": render_reask(str(exc))},
-                ]
-                continue
-            return JudgeResult(
-                model=self.model,
-                sample=request.sample,
-                criteria=request.criterion_names,
-                scoring="structured",
-                values=reply.values,
-                reasoning=reply.reasoning,
-                details=reply.details,
-                evidence=reply.evidence,
-                raw_output=text,
-            )
-        raise AssertionError("unreachable")
+    async def judge_reply(self, request: JudgeRequest, completion: Completion) -> JudgeResult:
+        """A call whose first reply came from a provider batch (priced at the batch rate): read
+        it as a live reply, re-asking live when it does not validate."""
+        usage = _Usage()
+        usage.attempts = 1
+        usage.add(completion, self.prices(), batch=True)
+        started = time.perf_counter()
+        try:
+            result = await self._conclude(request, self.ask(request), completion, usage)
+        except JudgeCallError as exc:
+            result = self._failed(request, exc)
+        return usage.stamp(result, started)
 
-    async def _logprob(self, request: JudgeRequest, usage: _Usage) -> JudgeResult:
-        criterion = request.criteria[0]
-        assert criterion.scale is not None
-        messages = render_logprob(request.rubric, criterion, request.transcript)
-        completion = await self._complete(messages, usage, **self._decoding(request))
-        text, top = completion.content, completion.top_logprobs
-        base: dict[str, Any] = {
-            "model": self.model,
-            "sample": request.sample,
-            "criteria": request.criterion_names,
-            "raw_output": text,
-        }
-        if top is None:
-            number = sampled_number(text, criterion.scale)
-            if number is not None:
-                return JudgeResult(**base, scoring="sampled", values={criterion.name: number})
-            return JudgeResult(**base, scoring="sampled", unscored=_unscored(criterion, text, None))
-        scored = logprob_expectation(top, criterion.scale, min_mass=criterion.min_numeric_mass)
-        if scored.score is None:
-            reason = _unscored(criterion, scored.top_token, scored.numeric_mass)
-            return JudgeResult(
-                **base, scoring="logprob", unscored=reason, numeric_mass=scored.numeric_mass
-            )
+    async def _conclude(
+        self, request: JudgeRequest, ask: Ask, completion: Completion, usage: _Usage
+    ) -> JudgeResult:
+        outcome = read(request, self.model, completion, final=is_logprob(request))
+        if isinstance(outcome, Reask):  # one more try, told what was wrong
+            again = dataclasses.replace(ask, messages=[*ask.messages, *outcome.messages])
+            completion = await self._complete(again, usage)
+            outcome = read(request, self.model, completion, final=True)
+        assert isinstance(outcome, JudgeResult), "a final read gives a result or raises"
+        return outcome
+
+    def _failed(self, request: JudgeRequest, exc: JudgeCallError) -> JudgeResult:
         return JudgeResult(
-            **base,
-            scoring="logprob",
-            values={criterion.name: scored.score},
-            numeric_mass=scored.numeric_mass,
+            model=self.model,
+            sample=request.sample,
+            criteria=request.criterion_names,
+            raw_output=exc.raw_output,
+            error=VerdictError(kind=exc.kind, message=str(exc)),
         )
 
     async def transport(self) -> Transport:
@@ -236,30 +210,28 @@ class LLMJudge:
         if transport is not None:
             await transport.aclose()
 
-    async def _complete(self, messages: ChatMessages, usage: _Usage, **params: Any) -> Completion:
+    async def _complete(self, ask: Ask, usage: _Usage) -> Completion:
         transport = await self.transport()
         try:
             try:
-                completion = await self._send(transport, messages, params, usage)
+                completion = await self._send(transport, ask, usage)
             except TransportError as exc:
                 if not exc.transient or self.max_retries == 0:
                     raise
-                completion = await self._retry(transport, messages, params, usage, exc)
+                completion = await self._retry(transport, ask, usage, exc)
         except TransportError as exc:
             raise JudgeCallError(exc.kind, str(exc)) from exc
-        usage.add(completion, prices(self.model))
+        usage.add(completion, self.prices())
         return completion
 
-    async def _send(
-        self, transport: Transport, messages: ChatMessages, params: dict[str, Any], usage: _Usage
-    ) -> Completion:
+    async def _send(self, transport: Transport, ask: Ask, usage: _Usage) -> Completion:
         """One try, through the endpoint's circuit breaker (which fails it fast while open)."""
         self._breaker.check()
         if self._limiter is not None:
             await self._limiter.acquire()
         usage.attempts += 1
         try:
-            completion = await transport.complete(messages, params)
+            completion = await transport.complete(ask.messages, ask.params, static=ask.static)
         except TransportError as exc:
             self._breaker.record(exc)
             raise
@@ -269,8 +241,7 @@ class LLMJudge:
     async def _retry(
         self,
         transport: Transport,
-        messages: ChatMessages,
-        params: dict[str, Any],
+        ask: Ask,
         usage: _Usage,
         first: TransportError,
     ) -> Completion:
@@ -289,20 +260,8 @@ class LLMJudge:
             with attempt:
                 if replay:
                     raise replay.pop()
-                completion = await self._send(transport, messages, params, usage)
+                completion = await self._send(transport, ask, usage)
         return completion
-
-
-def _unscored(criterion: Criterion, head: str, mass: float | None) -> str:
-    escape = matching_escape(criterion, head)
-    if escape is not None:
-        return f"{criterion.name}: the judge answered {escape}"
-    if mass is None:
-        return f"{criterion.name}: no logprobs and the reply {head[:80]!r} is not a number"
-    return (
-        f"{criterion.name}: numeric probability mass {mass:.2f} is below "
-        f"{criterion.min_numeric_mass} (top token {head!r})"
-    )
 
 
 def _wait_retry_after(

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from judge.cost import Prices
 from judge.judges.base import Judge
 from judge.judges.llm import LLMJudge
 from judge.judges.offline import OFFLINE_MODEL, OfflineJudge
@@ -38,6 +39,20 @@ class JudgeProfile(BaseModel):
     max_retries: int | None = Field(default=None, ge=0)
     rpm: float | None = Field(default=None, gt=0, description="Requests per minute, at most.")
     force_litellm: bool | None = None
+    input_cost_per_token: float | None = Field(
+        default=None, ge=0, description="Dollars per input token (else litellm's price table)."
+    )
+    output_cost_per_token: float | None = Field(
+        default=None, ge=0, description="Dollars per output token (else litellm's price table)."
+    )
+    max_cost_usd_per_job: float | None = Field(
+        default=None, gt=0, description="The server's spending limit for each job using it."
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Profiles or models to ask, in order, when this judge declines to grade a "
+        "call (a refusal or a content filter).",
+    )
 
     def api_key(self) -> str | None:
         """The key, read from the variable ``api_key_env`` names (None: the provider's usual
@@ -50,17 +65,18 @@ class JudgeProfile(BaseModel):
         return self.model_copy(update=unset)
 
 
-def profile_problem(profile: JudgeProfile) -> str | None:
+def profile_problem(profile: JudgeProfile, *, keys: bool = True) -> str | None:
     """Why a judge built from this profile could not make a call, found before any call is made
-    (litellm's import, seconds, for LLM profiles): a key variable the profile names that is unset,
-    a model litellm cannot place, a provider key missing from the environment."""
+    (litellm's import, seconds, for LLM profiles): a model litellm cannot place, and with
+    ``keys`` (not for a dry run, which needs none) a key variable the profile names that is
+    unset or a provider key missing from the environment."""
     if profile.model == OFFLINE_MODEL:
         return None
-    if profile.api_key_env and not os.environ.get(profile.api_key_env):
+    if keys and profile.api_key_env and not os.environ.get(profile.api_key_env):
         return (
             f"the judge '{profile.model}' reads its key from {profile.api_key_env}, which is unset"
         )
-    return model_problem(profile.model, profile.api_base, profile.api_key())
+    return model_problem(profile.model, profile.api_base, profile.api_key(), keys=keys)
 
 
 def judge_for(profile: JudgeProfile) -> Judge:
@@ -73,4 +89,9 @@ def judge_for(profile: JudgeProfile) -> Judge:
         for name in ("temperature", "max_tokens", "timeout", "max_retries", "rpm", "force_litellm")
         if (value := getattr(profile, name)) is not None
     }
-    return LLMJudge(profile.model, api_base=profile.api_base, api_key=profile.api_key(), **policy)
+    price = None
+    if profile.input_cost_per_token is not None or profile.output_cost_per_token is not None:
+        price = Prices(profile.input_cost_per_token or 0.0, profile.output_cost_per_token or 0.0)
+    return LLMJudge(
+        profile.model, api_base=profile.api_base, api_key=profile.api_key(), price=price, **policy
+    )

@@ -146,12 +146,15 @@ def _choices(schemas: dict[str, Any], settings: Settings) -> None:
             field["items"] = {"type": "string", "enum": rubrics}
     selection = schemas["JudgeSelection"]["properties"]
     profiles = sorted(settings.profiles)
-    if profiles:
-        selection["profile"] = {**selection["profile"], "enum": profiles}
+    named = sorted({*profiles, *settings.cascades})
+    if named:
+        selection["profile"] = {**selection["profile"], "enum": named}
     else:
         del selection["profile"]  # none configured: naming one is an error
     models = sorted({*profiles, *settings.allowed_models, OFFLINE_MODEL})
     selection["models"]["items"] = {"type": "string", "enum": models}
+    for field in ("cascade", "fallbacks"):
+        selection[field]["items"] = {"type": "string", "enum": models}
 
 
 def _bearer(spec: dict[str, Any]) -> None:

@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from judge.errors import ErrorKind
 from judge.judges.base import JudgeRequest
 from judge.verdict import JudgeResult, VerdictError
 
-Output = dict[str, str | float] | ErrorKind | str
-"""Criterion values; an ``ErrorKind`` to fail the call; or a string: an unscored reason."""
+
+@dataclass(frozen=True)
+class Scored:
+    """Criterion values with the judge's own probability of them (a calibrated classifier)."""
+
+    values: dict[str, str | float]
+    probability: float
+
+
+Output = dict[str, str | float] | Scored | ErrorKind | str
+"""Criterion values (with a probability: ``Scored``); an ``ErrorKind`` to fail the call; or a
+string: an unscored reason."""
 
 
 class ScriptedJudge:
@@ -65,6 +76,14 @@ class ScriptedJudge:
             return JudgeResult(**base, error=error)
         if isinstance(output, str):
             return JudgeResult(**base, scoring="structured", unscored=output)
+        if isinstance(output, Scored):
+            return JudgeResult(
+                **base,
+                scoring="structured",
+                values=output.values,
+                probability=output.probability,
+                reasoning="scripted",
+            )
         return JudgeResult(**base, scoring="structured", values=output, reasoning="scripted")
 
 

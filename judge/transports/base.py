@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +19,10 @@ class Completion:
     top_logprobs: list[tuple[str, float]] | None
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = 0
+    """Of the input, tokens the provider had cached (billed at the cached rate)."""
+    cache_write_tokens: int = 0
+    """Of the input, tokens the provider wrote to its cache (Anthropic bills them higher)."""
 
 
 class TransportError(Exception):
@@ -39,8 +44,12 @@ class Transport(Protocol):
     name: str
 
     async def complete(
-        self, messages: list[dict[str, str]], params: dict[str, Any]
-    ) -> Completion: ...
+        self, messages: list[dict[str, str]], params: dict[str, Any], *, static: Sequence[int] = ()
+    ) -> Completion:
+        """One request. ``static``: per message, how many leading characters are the same for
+        every call of this kind (a transport whose provider caches prompts only when asked marks
+        where that part ends)."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -46,7 +47,10 @@ class HTTPTransport:
         if session is not None and self._loop is asyncio.get_running_loop():
             await session.close()
 
-    async def complete(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
+    async def complete(
+        self, messages: list[dict[str, str]], params: dict[str, Any], *, static: Sequence[int] = ()
+    ) -> Completion:
+        """One request (OpenAI-compatible servers cache prompt prefixes by themselves)."""
         body = orjson.dumps({"model": self.model, "messages": messages, **params})
         try:
             async with self._pool().post(
@@ -150,9 +154,14 @@ class _Choice(BaseModel):
     logprobs: _Logprobs | None = None
 
 
+class _PromptTokens(BaseModel):
+    cached_tokens: int | None = Field(default=None, ge=0)
+
+
 class _Usage(BaseModel):
     prompt_tokens: int | None = Field(default=None, ge=0)
     completion_tokens: int | None = Field(default=None, ge=0)
+    prompt_tokens_details: _PromptTokens | None = None
 
 
 class _Reply(BaseModel):
@@ -185,4 +194,5 @@ def _completion(raw: bytes) -> Completion:
         ),
         input_tokens=usage.prompt_tokens or 0,
         output_tokens=usage.completion_tokens or 0,
+        cached_input_tokens=(usage.prompt_tokens_details or _PromptTokens()).cached_tokens or 0,
     )

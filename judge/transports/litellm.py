@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -29,25 +30,40 @@ def litellm_module() -> Any:
 
 
 class LitellmTransport:
-    """Any provider litellm knows, through ``litellm.acompletion``."""
+    """Any provider litellm knows, through ``litellm.acompletion``. For providers that cache a
+    prompt prefix only when asked (``CACHE_CONTROL_PROVIDERS``), the static part of each prompt
+    is marked with ``cache_control``."""
 
     name = "litellm"
 
-    def __init__(self, model: str, api_base: str | None, api_key: str | None, timeout: float):
+    def __init__(
+        self,
+        model: str,
+        api_base: str | None,
+        api_key: str | None,
+        timeout: float,
+        *,
+        cache_control: bool = False,
+    ):
         self.model = model
         self.api_base = api_base
         self.api_key = api_key
         self.timeout = timeout
+        self.cache_control = cache_control
 
     async def aclose(self) -> None:
         """Nothing to close: litellm keeps its clients for the process."""
 
-    async def complete(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
+    async def complete(
+        self, messages: list[dict[str, str]], params: dict[str, Any], *, static: Sequence[int] = ()
+    ) -> Completion:
         litellm = litellm_module()
         try:
             response = await litellm.acompletion(
                 model=self.model,
-                messages=messages,
+                messages=with_cache_breakpoint(messages, static)
+                if self.cache_control
+                else messages,
                 api_base=self.api_base,
                 api_key=self.api_key,
                 timeout=self.timeout,
@@ -72,7 +88,36 @@ class LitellmTransport:
             ),
             input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            cached_input_tokens=getattr(
+                getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0
+            )
+            or 0,
+            cache_write_tokens=getattr(usage, "cache_creation_input_tokens", 0) or 0,
         )
+
+
+def with_cache_breakpoint(
+    messages: list[dict[str, str]], static: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The messages with a ``cache_control`` mark where their static prefix ends (the message
+    holding its end becomes content blocks, split there); unchanged when there is none."""
+    ends = [index for index, length in enumerate(static) if length > 0]
+    if not ends:
+        return list(messages)
+    last = ends[-1]
+    text, split = messages[last]["content"], static[last]
+    blocks: list[dict[str, Any]] = [
+        {"type": "text", "text": text[:split], "cache_control": {"type": "ephemeral"}}
+    ]
+    if text[split:]:
+        blocks.append({"type": "text", "text": text[split:]})
+    marked: list[dict[str, Any]] = list(messages)
+    marked[last] = {**messages[last], "content": blocks}
+    return marked
+
+
+CACHE_CONTROL_PROVIDERS = frozenset({"anthropic"})
+"""litellm providers that cache a prompt prefix only where the request marks it."""
 
 
 def _classify_litellm(litellm: Any, exc: Exception) -> TransportError:
@@ -108,19 +153,18 @@ def resolve(
     """The transport for a model string: the HTTP one where litellm resolves it to an
     OpenAI-compatible endpoint with a known address, litellm otherwise (or when forced)."""
     litellm = litellm_module()  # callers run this in a worker thread: the import takes seconds
-    if force_litellm:
-        return LitellmTransport(model, api_base, api_key, timeout)
     try:
         name, provider, dynamic_key, dynamic_base = litellm.get_llm_provider(
             model=model, api_base=api_base, api_key=api_key
         )
     except Exception:
         return LitellmTransport(model, api_base, api_key, timeout)
+    marks = provider in CACHE_CONTROL_PROVIDERS
     base = (
         api_base or dynamic_base or ("https://api.openai.com/v1" if provider == "openai" else None)
     )
-    if provider not in OPENAI_COMPATIBLE or base is None:
-        return LitellmTransport(model, api_base, api_key, timeout)
+    if force_litellm or provider not in OPENAI_COMPATIBLE or base is None:
+        return LitellmTransport(model, api_base, api_key, timeout, cache_control=marks)
     key = (
         api_key
         or dynamic_key
@@ -143,10 +187,13 @@ def _could_not_connect(exc: BaseException) -> bool:
     return False
 
 
-def model_problem(model: str, api_base: str | None, api_key: str | None) -> str | None:
+def model_problem(
+    model: str, api_base: str | None, api_key: str | None, *, keys: bool = True
+) -> str | None:
     """Why litellm could not call this model string as configured, or None: a model whose
-    provider it cannot tell, or a provider whose API key variable is unset (where a key is the
-    only way in; cloud credentials such as AWS's have other sources, and are not checked)."""
+    provider it cannot tell, or (with ``keys``) a provider whose API key variable is unset (where
+    a key is the only way in; cloud credentials such as AWS's have other sources, and are not
+    checked)."""
     litellm = litellm_module()
     try:
         litellm.get_llm_provider(model=model, api_base=api_base, api_key=api_key)
@@ -156,7 +203,7 @@ def model_problem(model: str, api_base: str | None, api_key: str | None) -> str 
             f"provider/model (openai/{model}, anthropic/..., gemini/...; for an OpenAI-compatible "
             "server: openai/NAME with --api-base URL)"
         )
-    if api_key or api_base:
+    if api_key or api_base or not keys:
         return None
     missing = litellm.validate_environment(model=model).get("missing_keys") or []
     if missing and all(name.endswith("_API_KEY") for name in missing):

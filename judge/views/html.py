@@ -4,10 +4,12 @@ The page needs nothing but itself: plots are inline SVG (``judge.views.plots``),
 inline, and it has no script at all; its Content-Security-Policy forbids scripts and every fetch,
 so even a mistake in escaping could not run code or reach the network. What it shows, in order:
 the flag rates per model and rubric by category, the paired comparison of two models, the trend
-across checkpoints, the accounting of every status, the judges' provenance, agreement with gold
-labels, and the flagged transcripts with their evidence marked.
+across checkpoints, the accounting of every status, the judges' provenance (with how far judges
+and samples agree), agreement with gold labels, and the flagged transcripts with their evidence
+marked.
 
-The numbers come from ``judge.reports`` and ``judge.calibration``; this module only lays them out.
+The numbers come from ``judge.reports``, ``judge.agreement`` and ``judge.calibration``; this
+module only lays them out.
 Jinja2 renders the page because it escapes every value by default (``autoescape``): a transcript,
 an explanation or a model name can never become markup by someone forgetting an ``escape()``.
 The only markup inserted as is: the SVG that ``judge.views.plots`` serialized itself and the
@@ -27,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 from judge import reports
+from judge.agreement import judge_agreement
 from judge.calibration import LabelAgreement, ScoreAgreement, agreement, with_gold
 from judge.rubric import Rubric
 from judge.transcript import Transcript
@@ -122,7 +125,14 @@ def render_html(
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals={
             name: sum(getattr(cell, name) for cell in cells)
-            for name in ("verdicts", "graded", "flagged", "not_applicable", "errors")
+            for name in (
+                "verdicts",
+                "graded",
+                "flagged",
+                "not_applicable",
+                "inconsistent",
+                "errors",
+            )
         },
         models=models,
         categories=by_category,
@@ -137,6 +147,7 @@ def render_html(
         points=points,
         usage=reports.judge_usage(verdicts),
         confidence=reports.confidence_summary(verdicts),
+        agreement=judge_agreement(verdicts, ["rubric"]),
         calibration=_calibration(verdicts, known, rubric_order),
         uncalibrated=_uncalibrated(verdicts, known),
         drill_downs=_drill_downs(
@@ -155,7 +166,7 @@ def _template() -> Template:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(pct=_pct, pp=_pp, ci=_ci)
+    environment.filters.update(pct=_pct, pp=_pp, ci=_ci, decimal=_decimal, decimal_ci=_decimal_ci)
     return environment.get_template("report.html.j2")
 
 
@@ -173,6 +184,14 @@ def _ci(low: float | None, high: float | None, points: bool = False) -> str:
     if points:
         return f"{low * 100:+.1f} to {high * 100:+.1f} pp"
     return f"{low * 100:.1f}\u2013{high * 100:.1f}%"
+
+
+def _decimal(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _decimal_ci(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"{low:.3f} to {high:.3f}"
 
 
 def _plots(

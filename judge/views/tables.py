@@ -10,7 +10,9 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from judge.agreement import CriterionAgreement
 from judge.calibration import LabelAgreement, ScoreAgreement
+from judge.estimate import Estimate
 from judge.reports import Comparison, RateRow
 from judge.verdict import Summary
 
@@ -46,13 +48,48 @@ def grade_summary(
             f"tokens: {totals.tokens}, cost: {cost}"
         )
     )
+    extras = {
+        "inconsistent in both orders": totals.inconsistent,
+        "escalated past a cascade's first stage": totals.escalated,
+        "answered by a fallback judge": totals.fallbacks,
+        "input tokens from the provider's prompt cache": totals.cached_input_tokens,
+    }
+    if any(extras.values()):
+        lines.append(Text(", ".join(f"{what}: {n}" for what, n in extras.items() if n)))
     return lines
+
+
+def estimate_table(estimate: Estimate) -> Table:
+    """A dry run per judge model: calls, cache hits, calls to make, tokens, cost."""
+    table = Table(
+        title=f"dry run: {estimate.pairs} pairs, {estimate.not_applicable} not applicable",
+        title_justify="left",
+    )
+    columns = ("judge", "calls", "cache hits", "to make", "input tokens", "output tokens", "cost")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "judge" else "right")
+    for model in estimate.models:
+        cost = "unknown price" if model.cost_usd is None else f"${model.cost_usd:.4f}"
+        table.add_row(
+            Text(model.model),
+            str(model.calls),
+            str(model.cache_hits),
+            str(model.calls_to_make),
+            f"{model.input_tokens:,}",
+            f"{model.output_tokens:,}",
+            cost,
+        )
+    unpriced = " + unknown" if estimate.unpriced_models else ""
+    table.caption = f"estimated total: ${estimate.cost_usd:.4f}{unpriced} (re-asks not included)"
+    return table
 
 
 def rates_table(rows: list[RateRow], keys: list[str]) -> Table:
     """Flag rates with their intervals and every status count, one row per group."""
     table = Table(title=f"flag rates by {', '.join(keys) or 'all'}", title_justify="left")
-    for column in [*keys, "graded", "flagged", "rate", "95% CI", "prompts", "n/a", "errors"]:
+    orders = any(row.inconsistency_rate is not None for row in rows)
+    columns = [*keys, "graded", "flagged", "rate", "95% CI", "prompts", "n/a", "errors"]
+    for column in [*columns, *(["inconsistent (both orders)"] if orders else [])]:
         table.add_column(column, justify="left" if column in keys else "right")
     for row in rows:
         rate = f"{row.rate:.1%}" if row.rate is not None else "-"
@@ -72,8 +109,15 @@ def rates_table(rows: list[RateRow], keys: list[str]) -> Table:
             str(row.prompts),
             str(row.not_applicable),
             Text(errors),
+            *([_inconsistency(row)] if orders else []),
         )
     return table
+
+
+def _inconsistency(row: RateRow) -> str:
+    if row.inconsistency_rate is None:
+        return "-"
+    return f"{row.inconsistent} ({row.inconsistency_rate:.1%})"
 
 
 def comparison_lines(comparisons: list[Comparison]) -> list[RenderableType]:
@@ -86,6 +130,60 @@ def comparison_lines(comparisons: list[Comparison]) -> list[RenderableType]:
         )
         for c in comparisons
     ]
+
+
+def _number(value: float | None, low: float | None, high: float | None) -> str:
+    """A statistic to three decimals with its interval in brackets; "-" when it is undefined."""
+    if value is None:
+        return "-"
+    interval = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    return f"{value:.3f}{interval}"
+
+
+def judge_agreement_tables(rows: list[CriterionAgreement]) -> list[Table]:
+    """Krippendorff's alpha per group and criterion, and Cohen's kappa per pair of judge models
+    (each with its bootstrap 95% interval over prompts); nothing when no criterion had two
+    raters."""
+    if not rows:
+        return []
+    keys = list(rows[0].group)
+    alpha = Table(
+        title="agreement between judges: Krippendorff's alpha [95% CI, bootstrap over prompts]",
+        title_justify="left",
+    )
+    for column in [*keys, "criterion", "level", "raters", "units", "missing", "alpha"]:
+        alpha.add_column(
+            column, justify="left" if column in {*keys, "criterion", "level"} else "right"
+        )
+    kappa = Table(
+        title="Cohen's kappa between judge models (each model's majority over its samples)",
+        title_justify="left",
+    )
+    numbers = ["units", "agree", "kappa"]
+    for column in [*keys, "criterion", "judge a", "judge b", *numbers]:
+        kappa.add_column(column, justify="right" if column in numbers else "left")
+    for row in rows:
+        group = [Text(row.group[k]) for k in keys]
+        alpha.add_row(
+            *group,
+            Text(row.criterion),
+            row.level,
+            f"{row.raters} ({len(row.judges)} judge{'s' * (len(row.judges) > 1)})",
+            str(row.units),
+            str(row.missing),
+            _number(row.alpha, row.ci_low, row.ci_high),
+        )
+        for pair in row.pairs:
+            kappa.add_row(
+                *group,
+                Text(row.criterion),
+                Text(pair.judge_a),
+                Text(pair.judge_b),
+                str(pair.units),
+                f"{pair.agreement:.1%}",
+                _number(pair.kappa, pair.ci_low, pair.ci_high),
+            )
+    return [alpha, kappa] if kappa.row_count else [alpha]
 
 
 def _ci(intervals: dict[str, tuple[float, float]], name: str) -> str:

@@ -148,6 +148,8 @@ def score_of(verdict: Verdict, value: ScoreValue = "flagged") -> Score:
         why, reason = "the verdict has no scale score", "scoring_failed"
     elif verdict.status == Status.NOT_APPLICABLE:
         why, reason = verdict.reason or "not applicable", "not_applicable"
+    elif verdict.status == Status.INCONSISTENT:
+        why, reason = verdict.reason or "the orders disagree", "inconsistent"
     else:
         error = verdict.error
         why = f"{error.kind}: {error.message}" if error else "error"

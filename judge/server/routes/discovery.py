@@ -64,5 +64,8 @@ async def list_judges(state: State) -> JudgesPublic:
         for name, profile in settings.profiles.items()
     ]
     return JudgesPublic(
-        profiles=profiles, allowed_models=settings.allowed_models, offline=OFFLINE_MODEL
+        profiles=profiles,
+        cascades=settings.cascades,
+        allowed_models=settings.allowed_models,
+        offline=OFFLINE_MODEL,
     )

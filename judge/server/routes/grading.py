@@ -28,10 +28,11 @@ async def grade(body: GradeCreate, state: State) -> GradePublic:
         )
     rubrics = rubrics_for(state, body.rubrics)
     grader = state.pool.grader(body.judge, body.cache)
+    budget = state.pool.budget(body.judge, body.max_cost_usd)
     transcripts = parse_transcripts(body.transcripts, state.settings.max_transcript_chars)
     verdicts: dict[int, Verdict] = {}
     summary = Summary()
-    async for number, verdict in grader.grade_pairs(units(transcripts, rubrics)):
+    async for number, verdict in grader.grade_pairs(units(transcripts, rubrics), budget=budget):
         verdicts[number] = verdict
         summary.add(verdict)
     return GradePublic(verdicts=[verdicts[n] for n in sorted(verdicts)], summary=summary)

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from judge.errors import NotFoundError, TooLargeError
+from judge.estimate import Estimate, estimate
+from judge.grouping import units
 from judge.jobs.store import TERMINAL
 from judge.server.dependencies import State
 from judge.server.intake import parse_transcripts, rubrics_for
@@ -31,7 +33,9 @@ MAX_CURSOR = 2**53
 @router.post(
     "/v1/jobs",
     status_code=202,
+    response_model=JobPublic,
     responses={
+        200: {"model": Estimate, "description": "dry_run: what the job would take and cost"},
         202: {
             "headers": {"Location": {"description": "The job's URL", "schema": {"type": "string"}}}
         },
@@ -43,7 +47,14 @@ async def create_job(
     state: State,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> JobPublic:
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="Make no job and no judge call: answer with the pairs, cache hits, "
+            "calls to make, estimated tokens and cost per model."
+        ),
+    ] = False,
+) -> JobPublic | JSONResponse:
     """Queue a batch of any size; poll it, stream its verdicts, or cancel it."""
     pairs = len(body.transcripts) * len(dict.fromkeys(body.rubrics))
     if pairs > state.settings.max_job_pairs:
@@ -53,8 +64,12 @@ async def create_job(
         )
     body = body.model_copy(update={"rubrics": list(dict.fromkeys(body.rubrics))})
     rubrics = rubrics_for(state, body.rubrics)
-    state.pool.names(body.judge)
+    state.pool.budget(body.judge, body.max_cost_usd)  # checks the selection and its prices
     transcripts = parse_transcripts(body.transcripts, state.settings.max_transcript_chars)
+    if dry_run:
+        grader = state.pool.grader(body.judge, body.cache)
+        found = await estimate(units(transcripts, rubrics), grader.plan, grader.cache, body.cache)
+        return JSONResponse(found.model_dump(mode="json"), status_code=200)
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     job, created = await asyncio.to_thread(
         state.store.create,

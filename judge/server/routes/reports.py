@@ -1,5 +1,5 @@
-"""Reports: rates with intervals and paired comparisons (JSON), or the self-contained HTML
-report, over a job's verdicts or verdicts sent inline."""
+"""Reports: rates with intervals, paired comparisons and agreement between judges (JSON), or
+the self-contained HTML report, over a job's verdicts or verdicts sent inline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
+from judge.agreement import judge_agreement
 from judge.reports import compare, rates
 from judge.server.dependencies import State
 from judge.server.json_route import StrictJSONRoute
@@ -39,14 +40,14 @@ async def create_report(
     body: ReportCreate, state: State, request: Request, format: Format = None
 ) -> Any:
     """Flag rates with 95% intervals (Wilson, or a bootstrap over prompts when prompts have
-    several samples), counts of every status, and an optional paired model comparison; or, with
+    several samples), counts of every status, an optional paired model comparison, and the
+    agreement between judges and samples (per group of ``by``, always with the rubric); or, with
     ``Accept: text/html`` or ``?format=html``, the HTML report with plots."""
     verdicts = body.verdicts if body.verdicts is not None else await _verdicts(state, body.job_id)
     if _wants_html(request, format):
         texts = await _transcripts(state, body.job_id, verdicts) if body.job_id else []
         return await _html(state, verdicts, body.by, body.compare, texts)
-    comparisons = compare(verdicts, *body.compare) if body.compare else []
-    return ReportPublic(rates=rates(verdicts, body.by), comparisons=comparisons)
+    return await asyncio.to_thread(_report, verdicts, body.by, body.compare)
 
 
 @router.get(
@@ -72,8 +73,18 @@ async def job_report(
     if format == "html" or (format is None and _wants_html(request, None)):
         texts = await _transcripts(state, job_id, verdicts)
         return await _html(state, verdicts, by, pair, texts)
-    comparisons = compare(verdicts, *pair) if pair else []
-    return ReportPublic(rates=rates(verdicts, by), comparisons=comparisons)
+    return await asyncio.to_thread(_report, verdicts, by, pair)
+
+
+def _report(
+    verdicts: list[Verdict], by: list[Grouping], pair: tuple[str, str] | None
+) -> ReportPublic:
+    """The JSON report (bootstraps are CPU work: the routes run this in a thread)."""
+    return ReportPublic(
+        rates=rates(verdicts, by),
+        comparisons=compare(verdicts, *pair) if pair else [],
+        agreement=judge_agreement(verdicts, by),
+    )
 
 
 def _wants_html(request: Request, format: str | None) -> bool:
