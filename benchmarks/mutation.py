@@ -167,6 +167,7 @@ def survivors(paths: list[str]) -> list[str]:
 def run(paths: list[str], names: list[str] | None = None) -> None:
     env = dict(os.environ)
     env.setdefault("JUDGE_SHARED_DATA", str(REPO.parent / "shared" / "data"))
+    env["HYPOTHESIS_PROFILE"] = "mutation"  # tests/conftest.py: no health check on slow inputs
     redis = None
     scratch = Path(tempfile.mkdtemp(prefix="judge-mutation-"))
     if "JUDGE_TEST_REDIS_URL" not in env and shutil.which("redis-server"):

@@ -416,10 +416,12 @@ def test_reading_verdicts_names_the_file_and_line_that_is_not_one(tmp_path: Path
         read_verdicts([tmp_path / "nope.jsonl"])
 
 
-def test_the_json_report_holds_rates_and_comparisons() -> None:
+def test_the_json_report_holds_rates_comparisons_and_agreement() -> None:
     rows = rates([verdict("m", "a", True)], ["model"])
     document = json.loads(report_json(rows, []))
-    assert document == {"rates": [rows[0].model_dump()], "comparisons": []}
+    assert document == {"rates": [rows[0].model_dump()], "comparisons": [], "agreement": []}
+    document = json.loads(report_json(rows, [], rows))
+    assert document["agreement"] == [rows[0].model_dump()]
 
 
 def test_a_rubric_without_pairs_does_not_stop_the_others() -> None:
