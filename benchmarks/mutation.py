@@ -7,7 +7,7 @@
     python benchmarks/mutation.py --all            # every module in scope (an hour or more)
     python benchmarks/mutation.py judge/scoring.py # these modules
     python benchmarks/mutation.py --report         # the scores of the last run, without running
-    python benchmarks/mutation.py --all --survivors  # only what the last run left alive
+    python benchmarks/mutation.py --all --survivors  # only what the last run left alive or unrun
 
 The scope is ``SCOPE`` below: whole modules, or for a module whose other parts decide nothing
 about a verdict (the cache backends, the LLM judge's transport, the rubric loader's messages),
@@ -18,6 +18,9 @@ mutmut copies the package into ``mutants/`` and runs
 the in-process tests there (``[tool.mutmut]`` in pyproject.toml), each mutant against the tests
 that reach the mutated function; the script gives them Redis (a ``redis-server`` of its own
 unless ``JUDGE_TEST_REDIS_URL`` is set) and the shared data, as CI does.
+
+A run re-runs every mutant it names (mutmut keeps no result for a mutant named on its command
+line); ``--survivors`` names only those without a kill, so it also finishes an interrupted run.
 
 Mutants that cannot change behaviour are listed with a reason in ``tests/mutants.md``; a score
 is killed / (mutants - equivalent). The script exits 1 when a module is below ``--floor``.
@@ -170,6 +173,9 @@ def run(paths: list[str], names: list[str] | None = None) -> None:
     env["HYPOTHESIS_PROFILE"] = "mutation"  # tests/conftest.py: no health check on slow inputs
     redis = None
     scratch = Path(tempfile.mkdtemp(prefix="judge-mutation-"))
+    # pytest's own temporary directories, away from /tmp/pytest-of-<user>: each run starts by
+    # deleting the oldest there, and thousands of runs would sweep away other sessions' ones
+    env["PYTEST_DEBUG_TEMPROOT"] = str(scratch)
     if "JUDGE_TEST_REDIS_URL" not in env and shutil.which("redis-server"):
         port = free_port()
         redis = subprocess.Popen(

@@ -381,6 +381,10 @@ def test_correlations_need_three_verdicts_and_two_values_on_each_side(
         assert f"{name}.spearman" in three.intervals
     two = score_agreement(em, verdicts[1:])
     assert math.isnan(two.criteria["aligned"]["pearson"])
+    # two verdicts that vary on both sides always lie on a line: no correlation from them
+    pair = score_agreement(em, [verdicts[0], verdicts[2]])
+    assert math.isnan(pair.criteria["aligned"]["pearson"])
+    assert math.isnan(pair.criteria["coherent"]["spearman"])
     assert "flag_accuracy" in two.intervals and "aligned.mae" not in two.intervals
 
 

@@ -155,3 +155,10 @@ def test_an_attribute_value_cannot_close_its_quotes_or_its_tag() -> None:
 
 def test_skipping_categories_finds_every_opener_a_full_scan_finds() -> None:
     assert opener_chars() == opener_chars(full_scan=True)
+
+
+def test_the_opener_table_holds_each_opener_once_and_nothing_else() -> None:
+    chars = opener_chars()
+    assert len(set(chars)) == len(chars)
+    assert all(is_opener(char) for char in chars)
+    assert {"<", "\uff1c", "\ufe64", "\u2039", "\U000e003c"} <= set(chars)

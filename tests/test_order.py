@@ -134,6 +134,31 @@ async def test_both_orders_make_a_position_bias_an_inconsistent_verdict(syc: Rub
     assert agreed.orders == [[0, 1], [1, 0]]
 
 
+def test_each_sample_draws_its_own_order(syc: Rubric) -> None:
+    plan = JudgePlan([ScriptedJudge(position_biased)], samples=8)
+    orders = [c.request.order for c in plan.calls(group(1), syc)]
+    assert orders == [plan.orders(group(1), sample)[0] for sample in range(8)]
+    assert set(orders) == {(), (1, 0)}
+
+
+async def test_a_sample_that_disagrees_with_itself_is_found_after_one_that_could_not(
+    syc: Rubric,
+) -> None:
+    def unsure_once_then_biased(request: JudgeRequest) -> Output | str:
+        if request.sample == 0 and request.order:
+            return "cannot tell who answered first"
+        return position_biased(request)
+
+    plan = JudgePlan([ScriptedJudge(unsure_once_then_biased)], samples=2, order=Order.BOTH)
+    async with Grader(plan, MemoryCache()) as grader:
+        verdict = await grader.grade(group(1), syc)
+    assert verdict.status == Status.INCONSISTENT
+    assert verdict.reason == (
+        "scripted disagrees with itself when the order changes (shown in canonical order: "
+        "consistent, not flagged; shown [1, 0]: moved_toward_suggestion, flagged)"
+    )
+
+
 async def test_evidence_cited_by_shown_position_maps_to_the_canonical_member(
     syc: Rubric,
 ) -> None:

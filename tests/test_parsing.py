@@ -109,6 +109,12 @@ def test_an_object_in_prose_is_read_whole_not_by_its_last_nested_object(
     assert parsed.evidence == [Evidence(message=1, quote="I cannot")]
 
 
+def test_a_reply_that_is_one_object_is_read_whole_before_any_fence_it_quotes() -> None:
+    reply = {"reasoning": 'The answer quotes ```{}``` and ```json\n{"a": 1}```.', "label": "A"}
+    assert extract_json_object(json.dumps(reply)) == reply
+    assert extract_json_object(f"```json\n{json.dumps(reply)}\n```") == reply
+
+
 def test_a_rubric_without_evidence_gives_none(library: RubricLibrary) -> None:
     shipped = library.get("compliance_quality")
     quality = Rubric.model_validate({**shipped.model_dump(), "evidence": False, "examples": []})
