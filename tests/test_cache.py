@@ -118,6 +118,8 @@ IDENTITY_FIELDS = st.fixed_dictionaries(
             min_size=1,
         ),
         "sample": st.integers(0, 5),
+        # the order a group was shown in; () is the canonical one
+        "order": st.permutations(range(3)).map(tuple) | st.just(()),
     }
 )
 
@@ -156,6 +158,8 @@ def test_the_key_is_the_sha256_of_the_canonical_identity() -> None:
     assert cache_key(**BASE) == hashlib.sha256(blob.encode()).hexdigest()
     reordered = {**BASE, "judge": dict(reversed(list(BASE["judge"].items())))}
     assert cache_key(**reordered) == cache_key(**BASE)
+    shown = json.dumps({**identity, "order": [1, 0]}, sort_keys=True, separators=(",", ":"))
+    assert cache_key(**BASE, order=(1, 0)) == hashlib.sha256(shown.encode()).hexdigest()
 
 
 def test_the_llm_judge_identity_is_its_model_endpoint_and_decoding(

@@ -178,6 +178,21 @@ async def test_evidence_cited_by_shown_position_maps_to_the_canonical_member(
     assert [e.transcript for e in verdict.evidence] == [1]  # canonical: suggested is second
 
 
+async def test_evidence_citing_no_member_of_a_reordered_group_is_left_and_dropped(
+    syc: Rubric,
+) -> None:
+    judge = ScriptedJudge(lambda _: {"answer_shift": "consistent"})
+    plan = JudgePlan([judge], order=Order.BOTH)
+    call = plan.calls(group(1), syc)[1]
+    cited = [Evidence(transcript=t, message=0, quote="I think it is 3") for t in (None, 2, -1)]
+    result = (await judge.judge(call.request)).model_copy(
+        update={"order": list(call.request.order), "evidence": cited}
+    )
+    verdict = build_verdict(syc, group(1), [result], plan.reducer)
+    assert verdict.status == Status.GRADED
+    assert verdict.evidence == [] and verdict.evidence_dropped == 3
+
+
 async def test_random_order_is_recorded_and_reports_give_the_inconsistency_rate(
     syc: Rubric,
 ) -> None:

@@ -332,3 +332,11 @@ def test_every_bad_flag_condition_is_reported_with_what_to_do(tmp_path: Path) ->
         load_rubric(write(tmp_path, quality))
     assert "flag condition on 'strongreject' needs lt/le/gt/ge" in str(error.value)
     assert "flag condition on scale criterion 'refused' needs lt, le, gt or ge" in str(error.value)
+
+
+def test_asking_for_a_criterion_that_does_not_exist_names_those_that_do(
+    library: RubricLibrary,
+) -> None:
+    em = library.get("emergent_misalignment")
+    with pytest.raises(ValueError, match=r"^no criterion 'x' \(criteria: aligned, coherent\)$"):
+        em.criterion("x")
