@@ -136,8 +136,10 @@ def label_agreement(rubric: Rubric, verdicts: Sequence[Verdict]) -> LabelAgreeme
     gold = [str(gold_of(rubric, v.metadata)[criterion.name]) for v in graded]
     predicted = [v.labels[criterion.name] for v in graded]
     labels = list(criterion.label_names)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        gold, predicted, labels=labels, zero_division=0
+    precision, recall, f1, support = (
+        precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
+        if graded
+        else np.zeros((4, len(labels)))  # nothing graded: scikit-learn refuses empty input
     )
     flagged = {label.name for label in criterion.labels or () if label.flagged}
     binary = [(g in flagged) == (p in flagged) for g, p in zip(gold, predicted, strict=True)]

@@ -2,7 +2,8 @@
 
 Judges wrap JSON in code fences or prose more often than providers admit. The extractor takes the
 whole reply if it parses, else the last fenced block that does, else the last balanced ``{...}``
-that does (the last, because a judge that quotes the transcript may quote JSON from it first).
+that does and is not nested in another (the last, because a judge that quotes the transcript may
+quote JSON from it first).
 """
 
 from __future__ import annotations
@@ -36,15 +37,22 @@ def extract_json_object(text: str) -> dict[str, Any] | None:
         value = _loads_object(candidate)
         if value is not None:
             return value
+    return _last_balanced_object(text)
+
+
+def _last_balanced_object(text: str) -> dict[str, Any] | None:
+    """The last ``{...}`` that parses and stands in no other that does: scanning forward, an
+    object that parses is skipped whole, so an object nested in it is never taken for it."""
     decoder = json.JSONDecoder()
-    for start in reversed([m.start() for m in re.finditer(r"\{", text)]):
+    found: dict[str, Any] | None = None
+    start = text.find("{")
+    while start != -1:
         try:
-            value, _ = decoder.raw_decode(text, start)
+            found, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
+            end = start + 1
+        start = text.find("{", end)
+    return found
 
 
 def _loads_object(text: str) -> dict[str, Any] | None:

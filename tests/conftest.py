@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from judge.judges.llm import LLMJudge
 from judge.rubric import Rubric, RubricLibrary, default_rubric_dir
@@ -35,6 +36,11 @@ from judge.transcript import Transcript
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("JUDGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# benchmarks/mutation.py runs the tests traced, on cores it shares: there, slow input generation
+# says nothing about the code under test, and a health check failing on it would stop the run
+settings.register_profile("mutation", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _is_loopback(address: Any) -> bool:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from judge.cache import CallCache, DiskCache, MemoryCache, RedisCache, cache_key
+from judge.heuristics import HEURISTICS_VERSION
 from judge.judges.base import JudgeRequest
 from judge.judges.llm import LLMJudge
+from judge.judges.offline import OfflineJudge
+from judge.prompt import PROMPT_VERSION
 from judge.rubric import Rubric
 from judge.transcript import Transcript
 from judge.verdict import JudgeResult
@@ -98,3 +105,95 @@ async def test_disk_cache_survives_reopening(tmp_path: Path) -> None:
     second = DiskCache(tmp_path)
     assert await second.get("k") == RESULT
     await second.close()
+
+
+IDENTITY_FIELDS = st.fixed_dictionaries(
+    {
+        "transcript_hash": st.text(min_size=1, max_size=8),
+        "rubric_hash": st.text(min_size=1, max_size=8),
+        "criteria": st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=3).map(tuple),
+        "judge": st.dictionaries(
+            st.sampled_from(["model", "api_base", "temperature", "max_tokens", "top_logprobs"]),
+            st.none() | st.integers(0, 3) | st.floats(0, 2) | st.text(max_size=6),
+            min_size=1,
+        ),
+        "sample": st.integers(0, 5),
+        # the order a group was shown in; () is the canonical one
+        "order": st.permutations(range(3)).map(tuple) | st.just(()),
+    }
+)
+
+
+@given(IDENTITY_FIELDS, IDENTITY_FIELDS, st.data())
+def test_any_change_to_any_field_of_the_identity_changes_the_key(
+    first: dict[str, Any], second: dict[str, Any], data: st.DataObject
+) -> None:
+    field = data.draw(st.sampled_from(sorted(first)))
+    changed = {**first, field: second[field]}
+    assume(changed[field] != first[field])
+    assert cache_key(**changed) != cache_key(**first)
+    if first["judge"]:
+        name = data.draw(st.sampled_from(sorted(first["judge"])))
+        other = {**first["judge"], name: [first["judge"][name]]}
+        assert cache_key(**{**first, "judge": other}) != cache_key(**first)
+
+
+def test_the_key_is_the_sha256_of_the_canonical_identity() -> None:
+    """Pinned: a change to how keys are made misses every cached call, so it must be
+    deliberate (and come with a new PROMPT_VERSION)."""
+    identity = {
+        "criteria": ["refusal"],
+        "judge": {
+            "api_base": None,
+            "max_tokens": 600,
+            "model": "openai/gpt-4o-mini",
+            "temperature": 0,
+        },
+        "prompt_version": PROMPT_VERSION,
+        "rubric": "r" * 64,
+        "sample": 0,
+        "transcript": "t" * 64,
+    }
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    assert cache_key(**BASE) == hashlib.sha256(blob.encode()).hexdigest()
+    reordered = {**BASE, "judge": dict(reversed(list(BASE["judge"].items())))}
+    assert cache_key(**reordered) == cache_key(**BASE)
+    shown = json.dumps({**identity, "order": [1, 0]}, sort_keys=True, separators=(",", ":"))
+    assert cache_key(**BASE, order=(1, 0)) == hashlib.sha256(shown.encode()).hexdigest()
+
+
+def test_the_llm_judge_identity_is_its_model_endpoint_and_decoding(
+    refusal: Rubric, em: Rubric, single_turn: Transcript
+) -> None:
+    structured = JudgeRequest(refusal, single_turn, refusal.criteria)
+    defaults = refusal.judge
+    assert LLMJudge("openai/m", api_base="http://h/v1").identity(structured) == {
+        "model": "openai/m",
+        "api_base": "http://h/v1",
+        "temperature": defaults.temperature,
+        "max_tokens": defaults.max_tokens,
+    }
+    tuned = LLMJudge("openai/m", temperature=0.7, max_tokens=99).identity(structured)
+    assert (tuned["temperature"], tuned["max_tokens"], tuned["api_base"]) == (0.7, 99, None)
+    zero = LLMJudge("openai/m", temperature=0.0, max_tokens=1).identity(structured)
+    assert (zero["temperature"], zero["max_tokens"]) == (0.0, 1)
+    scored = JudgeRequest(em, single_turn, em.criteria[:1])
+    assert LLMJudge("openai/m", temperature=0.9, max_tokens=50).identity(scored) == {
+        "model": "openai/m",
+        "api_base": None,
+        "temperature": 0.0,
+        "max_tokens": 1,
+        "logprobs": True,
+        "top_logprobs": 20,
+    }
+
+
+def test_the_offline_judge_identity_is_its_heuristics_version(
+    refusal: Rubric, single_turn: Transcript
+) -> None:
+    request = JudgeRequest(refusal, single_turn, refusal.criteria)
+    assert OfflineJudge().identity(request) == {
+        "model": "offline",
+        "heuristics_version": HEURISTICS_VERSION,
+    }
+    assert len(HEURISTICS_VERSION) == 16 and int(HEURISTICS_VERSION, 16) >= 0

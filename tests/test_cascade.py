@@ -21,7 +21,7 @@ from judge.grouping import units
 from judge.heuristics.refusal_model import shipped
 from judge.judges import JudgeProfile, LLMJudge, OfflineJudge
 from judge.judges.base import JudgeRequest
-from judge.plan import JudgePlan
+from judge.plan import JudgePlan, Order
 from judge.rubric import Rubric, RubricLibrary
 from judge.server import create_app
 from judge.testing.fake_server import FakeJudgeServer
@@ -111,8 +111,17 @@ async def test_escalated_calls_count_in_cost_and_summary(refusal: Rubric) -> Non
 
 
 def test_a_cascade_needs_judges() -> None:
-    with pytest.raises(JudgeSpecError):
+    with pytest.raises(JudgeSpecError, match=r"^a cascade needs at least one judge$"):
         JudgePlan.cascade([])
+
+
+def test_every_stage_of_a_cascade_keeps_the_samples_fallbacks_and_order_asked_for() -> None:
+    cheap, good, spare = OfflineJudge(), LLMJudge("openai/good"), LLMJudge("openai/spare")
+    fallbacks = {good.name: [spare]}
+    plan = JudgePlan.cascade([cheap, good], samples=3, fallbacks=fallbacks, order=Order.FIXED)
+    assert [stage.judges for stage in plan.stages] == [[cheap], [good]]
+    for stage in plan.stages:
+        assert (stage.samples, stage.fallbacks, stage.order) == (3, fallbacks, Order.FIXED)
 
 
 def test_the_refusal_rubric_ships_the_threshold_its_classifier_was_tuned_for(

@@ -14,7 +14,14 @@ import unicodedata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from judge.neutralize import neutralize, opener_chars
+from judge.neutralize import (
+    ESCAPED_OPENER,
+    attribute,
+    is_gap,
+    is_opener,
+    neutralize,
+    opener_chars,
+)
 from judge.prompt import render_logprob, render_structured
 from judge.rubric import RubricLibrary, default_rubric_dir
 from judge.transcript import Transcript, TranscriptGroup
@@ -116,5 +123,42 @@ def test_text_that_opens_no_tag_is_left_alone() -> None:
         assert neutralize(plain) == plain
 
 
+@settings(max_examples=300, deadline=None)
+@given(judged_text)
+def test_the_neutralizer_never_leaves_a_tag_opener_and_changes_nothing_else(text: str) -> None:
+    safe = neutralize(text)
+    assert tag_openers(safe) == 0
+    assert neutralize(safe) == safe
+    # only openers change, each into "&lt;": undo that and the text is as it was
+    assert len(safe) == len(text) + 3 * (safe.count(ESCAPED_OPENER) - text.count(ESCAPED_OPENER))
+
+
+def test_each_opener_becomes_the_escaped_one_and_the_rest_stays() -> None:
+    assert neutralize("a <b> and \uff1c/c\u200b") == "a &lt;b> and &lt;/c\u200b"
+    assert neutralize("<\u200b \u0301/\uff0fx") == "&lt;\u200b \u0301/\uff0fx"
+    assert neutralize("x <") == "x <" and neutralize("< 3 <\u00e9") == "< 3 &lt;\u00e9"
+    assert neutralize("<<a") == "<&lt;a"
+    assert neutralize("\u2039\u02c2\u2264x") == "\u2039\u02c2&lt;x"
+
+
+def test_what_counts_as_an_opener_and_as_a_gap() -> None:
+    assert all(is_opener(char) for char in OPENERS)
+    assert not any(is_opener(char) for char in ["a", ">", "\u0301", "\u20d2", "(", "["])
+    assert all(is_gap(char) for char in [*GAPS, *SLASHES])
+    assert not any(is_gap(char) for char in ["a", "\\", "\u29f5", "\u2216", "<", "3", "\u00e9"])
+
+
+def test_an_attribute_value_cannot_close_its_quotes_or_its_tag() -> None:
+    assert attribute('x" onload="<b>') == "x&quot; onload=&quot;&lt;b&gt;"
+    assert attribute("plain") == "plain"
+
+
 def test_skipping_categories_finds_every_opener_a_full_scan_finds() -> None:
     assert opener_chars() == opener_chars(full_scan=True)
+
+
+def test_the_opener_table_holds_each_opener_once_and_nothing_else() -> None:
+    chars = opener_chars()
+    assert len(set(chars)) == len(chars)
+    assert all(is_opener(char) for char in chars)
+    assert {"<", "\uff1c", "\ufe64", "\u2039", "\U000e003c"} <= set(chars)

@@ -134,6 +134,31 @@ async def test_both_orders_make_a_position_bias_an_inconsistent_verdict(syc: Rub
     assert agreed.orders == [[0, 1], [1, 0]]
 
 
+def test_each_sample_draws_its_own_order(syc: Rubric) -> None:
+    plan = JudgePlan([ScriptedJudge(position_biased)], samples=8)
+    orders = [c.request.order for c in plan.calls(group(1), syc)]
+    assert orders == [plan.orders(group(1), sample)[0] for sample in range(8)]
+    assert set(orders) == {(), (1, 0)}
+
+
+async def test_a_sample_that_disagrees_with_itself_is_found_after_one_that_could_not(
+    syc: Rubric,
+) -> None:
+    def unsure_once_then_biased(request: JudgeRequest) -> Output | str:
+        if request.sample == 0 and request.order:
+            return "cannot tell who answered first"
+        return position_biased(request)
+
+    plan = JudgePlan([ScriptedJudge(unsure_once_then_biased)], samples=2, order=Order.BOTH)
+    async with Grader(plan, MemoryCache()) as grader:
+        verdict = await grader.grade(group(1), syc)
+    assert verdict.status == Status.INCONSISTENT
+    assert verdict.reason == (
+        "scripted disagrees with itself when the order changes (shown in canonical order: "
+        "consistent, not flagged; shown [1, 0]: moved_toward_suggestion, flagged)"
+    )
+
+
 async def test_evidence_cited_by_shown_position_maps_to_the_canonical_member(
     syc: Rubric,
 ) -> None:
@@ -151,6 +176,21 @@ async def test_evidence_cited_by_shown_position_maps_to_the_canonical_member(
     )
     verdict = build_verdict(syc, group(1), [result], plan.reducer)
     assert [e.transcript for e in verdict.evidence] == [1]  # canonical: suggested is second
+
+
+async def test_evidence_citing_no_member_of_a_reordered_group_is_left_and_dropped(
+    syc: Rubric,
+) -> None:
+    judge = ScriptedJudge(lambda _: {"answer_shift": "consistent"})
+    plan = JudgePlan([judge], order=Order.BOTH)
+    call = plan.calls(group(1), syc)[1]
+    cited = [Evidence(transcript=t, message=0, quote="I think it is 3") for t in (None, 2, -1)]
+    result = (await judge.judge(call.request)).model_copy(
+        update={"order": list(call.request.order), "evidence": cited}
+    )
+    verdict = build_verdict(syc, group(1), [result], plan.reducer)
+    assert verdict.status == Status.GRADED
+    assert verdict.evidence == [] and verdict.evidence_dropped == 3
 
 
 async def test_random_order_is_recorded_and_reports_give_the_inconsistency_rate(

@@ -10,6 +10,8 @@ from typing import Literal
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from judge.cli import main
 from judge.errors import ErrorKind, UsageError
@@ -19,9 +21,12 @@ from judge.reports import (
     confidence_summary,
     judge_usage,
     newcombe,
+    prompt_of,
     rates,
     read_verdicts,
+    report_json,
     trend,
+    unpaired,
     wilson,
 )
 from judge.verdict import JudgeResult, RubricRef, Status, Verdict, VerdictError
@@ -286,3 +291,242 @@ def test_the_shipped_examples_compare_their_two_models(
     args = ["report", str(verdicts), "--by", "rubric", "--compare", "example-base", "example-honly"]
     assert main(args) == 0
     assert "refusal: example-honly 0.0% vs example-base" in capsys.readouterr().out
+
+
+@given(st.integers(1, 400).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_a_wilson_interval_always_contains_the_rate(counts: tuple[int, int]) -> None:
+    flagged, total = counts
+    low, high = wilson(flagged, total)
+    assert 0.0 <= low <= flagged / total <= high <= 1.0
+    assert low < high
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 3)), min_size=1, max_size=12))
+def test_a_rate_interval_always_contains_the_rate(per_prompt: list[tuple[int, int]]) -> None:
+    verdicts = [
+        verdict("m", f"p{prompt}", sample < flagged)
+        for prompt, (flagged, samples) in enumerate(per_prompt)
+        for sample in range(max(samples, flagged))
+    ]
+    [row] = rates(verdicts, [])
+    assert row.rate is not None and row.ci_low is not None and row.ci_high is not None
+    assert row.ci_low <= row.rate + 1e-12 and row.rate <= row.ci_high + 1e-12
+    assert row.prompts == len(per_prompt)
+    several = any(max(samples, flagged) > 1 for flagged, samples in per_prompt)
+    assert row.interval == ("bootstrap over prompts" if several else "wilson")
+
+
+def test_one_prompt_with_several_samples_is_one_observation_wide() -> None:
+    """A bootstrap over one prompt is a point; the interval is Wilson's for one observation."""
+    [row] = rates([verdict("m", "p", s < 1) for s in range(4)], [])
+    assert (row.rate, row.prompts) == (0.25, 1)
+    assert (row.ci_low, row.ci_high) == pytest.approx(wilson(0, 1))
+
+
+def test_a_group_without_graded_verdicts_has_no_rate() -> None:
+    failed = [verdict("m", "a", None, Status.ERROR), verdict("m", "b", None, Status.NOT_APPLICABLE)]
+    [row] = rates(failed, ["model"])
+    assert (row.rate, row.ci_low, row.ci_high, row.interval) == (None, None, None, "none")
+    assert (row.verdicts, row.graded, row.flagged, row.prompts) == (2, 0, 0, 0)
+    assert row.not_applicable_by_reason == {"(no reason given)": 1}
+
+
+def test_rows_are_sorted_and_counts_by_kind_and_reason_are_ordered() -> None:
+    def failed(prompt: str, kind: ErrorKind) -> Verdict:
+        return verdict("m", prompt, None, Status.ERROR).model_copy(
+            update={"error": VerdictError(kind=kind, message="x")}
+        )
+
+    def skipped(prompt: str, reason: str) -> Verdict:
+        return verdict("m", prompt, None, Status.NOT_APPLICABLE).model_copy(
+            update={"reason": reason}
+        )
+
+    verdicts = [failed("a", ErrorKind.TIMEOUT), failed("b", ErrorKind.PARSE)]
+    verdicts += [failed("c", ErrorKind.TIMEOUT), skipped("d", "b-reason"), skipped("e", "a-reason")]
+    verdicts += [skipped("f", "b-reason"), verdict("b-model", "g", True)]
+    rows = rates(verdicts, ["model"])
+    assert [row.group for row in rows] == [{"model": "b-model"}, {"model": "m"}]
+    assert list(rows[1].errors_by_kind.items()) == [("parse", 1), ("timeout", 2)]
+    assert list(rows[1].not_applicable_by_reason.items()) == [("b-reason", 2), ("a-reason", 1)]
+    assert (rows[1].errors, rows[1].not_applicable) == (3, 3)
+
+
+def test_what_a_verdict_is_grouped_by() -> None:
+    plain = Verdict(transcript_id="t", rubric=RUBRIC, status=Status.GRADED, flagged=True)
+    judged = plain.model_copy(
+        update={
+            "metadata": {"model": "ckpt", "tags": "single"},
+            "judges": [
+                JudgeResult(model=name, sample=0, criteria=("refusal",))
+                for name in ("b-judge", "a-judge", "b-judge")
+            ],
+        }
+    )
+    by = ["model", "rubric", "tag", "judge"]
+    [row] = rates([plain], by)
+    assert row.group == {"model": "(unknown)", "rubric": "refusal", "tag": "(untagged)",
+                         "judge": "(none)"}  # fmt: skip
+    [row] = rates([judged], by)
+    assert row.group == {"model": "ckpt", "rubric": "refusal", "tag": "single",
+                         "judge": "a-judge+b-judge"}  # fmt: skip
+    with pytest.raises(UsageError, match=r"^cannot group by \['colour'\]; choose from model, "):
+        rates([plain], ["model", "colour"])
+
+
+def test_a_prompt_is_its_prompt_id_else_question_id_else_the_transcript() -> None:
+    plain = Verdict(transcript_id="t", rubric=RUBRIC, status=Status.GRADED)
+    assert prompt_of(plain) == "t"
+    assert prompt_of(plain.model_copy(update={"metadata": {"question_id": 7}})) == "7"
+    both = {"question_id": "q", "prompt_id": "p"}
+    assert prompt_of(plain.model_copy(update={"metadata": both})) == "p"
+    assert prompt_of(plain.model_copy(update={"metadata": {"prompt_id": ""}})) == "t"
+
+
+def test_a_comparison_needs_two_shared_graded_prompts() -> None:
+    two = [verdict("a", "p1", False), verdict("a", "p2", True)]
+    two += [verdict("b", "p1", True), verdict("b", "p2", True), verdict("b", "p3", False)]
+    [result] = compare(two, "a", "b")
+    assert (result.rubric, result.model_a, result.model_b) == ("refusal", "a", "b")
+    assert (result.prompts, result.rate_a, result.rate_b, result.difference) == (2, 0.5, 1.0, 0.5)
+    assert result.ci_low <= result.difference <= result.ci_high
+    assert unpaired(two, "a", "b") == []
+    one = [verdict("a", "p1", False), verdict("b", "p1", True), verdict("a", "p2", None,
+           Status.ERROR), verdict("b", "p2", True)]  # fmt: skip
+    assert compare(one, "a", "b") == []
+    [note] = unpaired(one, "a", "b")
+    assert note.startswith("refusal: a and b share 1 graded prompt(s); a paired comparison needs")
+
+
+def test_a_missing_model_is_named_with_the_models_found() -> None:
+    assert unpaired([verdict("a", "p", True)], "a", "z") == [
+        "no verdict is of model 'z'; models found: a"
+    ]
+    bare = Verdict(transcript_id="t", rubric=RUBRIC, status=Status.GRADED)
+    assert unpaired([bare], "x", "y") == [
+        "no verdict is of model 'x', 'y'; models found: none (no verdict has metadata.model)"
+    ]
+
+
+def test_a_checkpoint_order_names_each_model_once() -> None:
+    verdicts = [stepped("a", 1, "p", True), stepped("b", 2, "p", True)]
+    with pytest.raises(UsageError, match=r"^the checkpoint order names a model twice$"):
+        checkpoints(verdicts, ["a", "b", "a"])
+    with pytest.raises(
+        UsageError, match=r"^the checkpoint order names models no verdict has: x, y$"
+    ):
+        checkpoints(verdicts, ["a", "x", "y"])
+    flagged_step = verdict("c", "p", True).model_copy(
+        update={"metadata": {"model": "c", "step": True}}
+    )
+    assert checkpoints([*verdicts, flagged_step]) == []  # a boolean is no step
+    assert [c.step for c in checkpoints([stepped("a", 0, "p", True)])] == [0.0]
+
+
+def test_trend_skips_the_cells_that_have_no_rate_row() -> None:
+    verdicts = [stepped("a", 1, "p", True), stepped("b", 2, "p", False)]
+    order = checkpoints(verdicts)
+    rows = [row for row in rates(verdicts, ["model", "rubric"]) if row.group["model"] == "b"]
+    [point] = trend(rows, order)
+    assert (point.checkpoint.model, point.graded, point.flagged, point.rate) == ("b", 1, 0, 0.0)
+    assert trend(rates(verdicts, ["model"]), order) == []
+
+
+def test_confidence_summary_counts_only_graded_verdicts_with_a_confidence() -> None:
+    sure = verdict("m", "a", True).model_copy(update={"confidence": 0.8})
+    failed = verdict("m", "b", None, Status.ERROR).model_copy(update={"confidence": 0.1})
+    unsure = verdict("m", "c", True)
+    [summary] = confidence_summary([sure, failed, unsure])
+    assert (summary.rubric, summary.source, summary.verdicts, summary.full) == (
+        "refusal", "unknown", 1, 0
+    )  # fmt: skip
+
+
+def test_reading_verdicts_names_the_file_and_line_that_is_not_one(tmp_path: Path) -> None:
+    good = verdict("m", "a", True)
+    path = tmp_path / "v.jsonl"
+    path.write_text(good.model_dump_json() + "\n\n  \n" + '{"transcript_id": 3}\n')
+    with pytest.raises(UsageError, match=rf"^{path}: line 4 is not a verdict \(transcript_id: "):
+        read_verdicts([path])
+    path.write_text(good.model_dump_json() + "\n\n")
+    assert read_verdicts([path, path]) == [good, good]
+    with pytest.raises(UsageError, match=r"^verdict file .*nope\.jsonl does not exist$"):
+        read_verdicts([tmp_path / "nope.jsonl"])
+
+
+def test_the_json_report_holds_rates_comparisons_and_agreement() -> None:
+    rows = rates([verdict("m", "a", True)], ["model"])
+    document = json.loads(report_json(rows, []))
+    assert document == {"rates": [rows[0].model_dump()], "comparisons": [], "agreement": []}
+    document = json.loads(report_json(rows, [], rows))
+    assert document["agreement"] == [rows[0].model_dump()]
+
+
+def test_a_rubric_without_pairs_does_not_stop_the_others() -> None:
+    def other(model: str, prompt: str, flagged: bool) -> Verdict:
+        made = verdict(model, prompt, flagged)
+        return made.model_copy(update={"rubric": RubricRef(id="zzz", version="1", hash="h")})
+
+    early = [verdict("a", "p1", True), verdict("b", "p1", False)]  # 'refusal': one pair
+    late = [other(m, p, m == "b") for m in ("a", "b") for p in ("p1", "p2")]  # 'zzz': two
+    assert [c.rubric for c in compare(early + late, "a", "b")] == ["zzz"]
+    reversed_roles = [verdict(m, p, True) for m in ("a", "b") for p in ("p1", "p2")]
+    reversed_roles += [other("a", "p1", True), other("b", "p2", True)]
+    [note] = unpaired(reversed_roles, "a", "b")
+    assert note == (
+        "zzz: a and b share 0 graded prompt(s); a paired comparison needs at least 2. Verdicts "
+        "pair by metadata.prompt_id (else question_id, else the transcript id): give the same "
+        "prompt the same prompt_id in both models' transcripts."
+    )
+
+
+def test_the_shared_prompts_counted_are_the_two_models_own() -> None:
+    verdicts = [verdict("a", "p1", True), verdict("b", "p1", True), verdict("b", "p2", True)]
+    verdicts += [verdict("c", "p1", True), verdict("c", "p3", True)]
+    [note] = unpaired(verdicts, "a", "b")
+    assert note.startswith("refusal: a and b share 1 graded prompt(s);")
+
+
+def test_verdicts_without_a_model_are_the_unknown_checkpoint() -> None:
+    plain = Verdict(transcript_id="t", rubric=RUBRIC, status=Status.GRADED, flagged=True)
+    [point] = checkpoints([plain], ["(unknown)"])
+    assert (point.model, point.position, point.step) == ("(unknown)", 0, None)
+    [cell] = trend(rates([plain], ["model", "rubric"]), [point])
+    assert (cell.rate, cell.ci_low, cell.ci_high) == (1.0, *wilson(1, 1))
+
+
+def test_judge_usage_counts_each_call_and_treats_missing_numbers_as_zero() -> None:
+    def call(cached: bool, error: bool = False, scoring: str | None = None) -> JudgeResult:
+        failure = VerdictError(kind=ErrorKind.TIMEOUT, message="t") if error else None
+        return JudgeResult(model="j", sample=0, criteria=("refusal",), cached=cached,
+                           scoring=scoring, error=failure)  # type: ignore[arg-type]  # fmt: skip
+
+    made = verdict("m", "a", True).model_copy(
+        update={
+            "judges": [call(True), call(True), call(False, True), call(False, True), call(False)]
+        }
+    )
+    [usage] = judge_usage([made])
+    assert (usage.calls, usage.cached, usage.errors, usage.verdicts) == (5, 2, 2, 1)
+    assert (usage.input_tokens, usage.output_tokens, usage.cost_usd) == (0, 0, 0.0)
+    assert usage.scoring == {"none": 3, "failed": 2}
+
+
+def test_reading_names_the_field_path_or_the_line(tmp_path: Path) -> None:
+    def problem(line: str, tmp: Path) -> str:
+        path = tmp / "v.jsonl"
+        path.write_text(line + "\n")
+        with pytest.raises(UsageError) as error:
+            read_verdicts([path])
+        return str(error.value).split(" is not a verdict ", 1)[1]
+
+    tmp = tmp_path
+    assert problem("[1]", tmp).startswith("(line: ")
+    nested = verdict("m", "a", True).model_dump(mode="json")
+    nested["rubric"]["id"] = 7
+    assert problem(json.dumps(nested), tmp).startswith("(rubric.id: ")
+
+
+def test_the_json_report_is_indented_for_reading() -> None:
+    text = report_json(rates([verdict("m", "a", True)], ["model"]), [])
+    assert text.startswith('{\n  "rates": [\n    {\n      "group"')
