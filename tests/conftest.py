@@ -21,6 +21,7 @@ for _variable in list(os.environ):  # no provider keys, no settings leaking in f
 
 import ipaddress
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from hypothesis import HealthCheck, settings
 
+from judge.jobs.redis_store import RedisJobStore
+from judge.jobs.sqlite_store import SqliteJobStore
+from judge.jobs.store import JobStore
 from judge.judges.llm import LLMJudge
 from judge.rubric import Rubric, RubricLibrary, default_rubric_dir
 from judge.testing.fake_server import FakeJudgeServer
@@ -144,6 +148,19 @@ def redis_url() -> str:
     if not url:
         pytest.skip("no Redis server: set JUDGE_TEST_REDIS_URL (as .ci/run does)")
     return url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    """A job store on each backend (Redis under a prefix of its own)."""
+    job_store: JobStore
+    if request.param == "sqlite":
+        job_store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    else:
+        url = request.getfixturevalue("redis_url")
+        job_store = RedisJobStore(url, prefix=f"judge-test-{uuid.uuid4().hex}:")
+    yield job_store
+    job_store.close()
 
 
 @pytest.fixture

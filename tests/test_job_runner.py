@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,18 +95,6 @@ async def test_a_store_outage_leaves_the_job_to_be_resumed_not_failed(
     assert await runner.run_job(job.id) == "succeeded"  # resumed: its part was given up
     assert store.get(job.id).summary.verdicts == 3 and len(judge.calls) == 3  # cache: no repeats
     store.close()
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    job_store: JobStore
-    if request.param == "sqlite":
-        job_store = SqliteJobStore(tmp_path / "jobs.sqlite3")
-    else:
-        url = request.getfixturevalue("redis_url")
-        job_store = RedisJobStore(url, prefix=f"judge-test-{uuid.uuid4().hex}:")
-    yield job_store
-    job_store.close()
 
 
 def _job(store: JobStore, refusal: Rubric, count: int, part_size: int) -> str:

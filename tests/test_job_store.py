@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,6 @@ from judge.jobs.store import JobMode, JobShape, JobSpec, JobState, JobStore, cre
 from judge.rubric import Rubric
 from judge.transcript import Transcript
 from judge.verdict import RubricRef, Status, Summary, Verdict
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    job_store: JobStore
-    if request.param == "sqlite":
-        job_store = SqliteJobStore(tmp_path / "jobs.sqlite3")
-    else:
-        url = request.getfixturevalue("redis_url")
-        job_store = RedisJobStore(url, prefix=f"judge-test-{uuid.uuid4().hex}:")
-    yield job_store
-    job_store.close()
-
 
 TRANSCRIPTS = [Transcript.from_prompt(f"question {i}", f"answer {i}", id=f"t{i}") for i in range(5)]
 
