@@ -17,7 +17,6 @@ from judge.server.openapi import errors
 from judge.server.state import ServerState
 from judge.transcript import Transcript
 from judge.verdict import Verdict
-from judge.views.html import render_html
 from judge.wire import Grouping, ReportCreate, ReportPublic
 
 router = APIRouter(tags=["reports"], route_class=StrictJSONRoute)
@@ -125,6 +124,10 @@ async def _html(
     pair: tuple[str, str] | None,
     transcripts: list[Transcript],
 ) -> HTMLResponse:
+    # imported on the first HTML report, not at start-up: the page's plots (matplotlib) and
+    # templates add 40 MiB to a server that may never render one
+    from judge.views.html import render_html
+
     page = await asyncio.to_thread(
         render_html,
         verdicts,
