@@ -93,11 +93,14 @@ class CallCache(Protocol):
 
     async def set(self, key: str, result: JudgeResult) -> None: ...
 
-    def lock(self, key: str) -> AbstractAsyncContextManager[bool]:
+    def lock(
+        self, key: str, *, look: bool = True
+    ) -> AbstractAsyncContextManager[JudgeResult | None]:
         """Held while a call for ``key`` is paid for, so that other processes sharing this cache
-        wait for its result instead of paying again. Yields whether another process may have
-        stored the result meanwhile (so the holder must look again); a no-op yielding False
-        where the cache is one process's."""
+        wait for its result instead of paying again. Yields the result another process stored
+        since the caller looked (then there is nothing to pay for; with ``look`` False, as when
+        refreshing, always None), or None; a no-op yielding None where the cache is one
+        process's."""
         ...
 
     def stats(self) -> CacheStats: ...
@@ -140,8 +143,10 @@ class MemoryCache(_Counted):
     async def set(self, key: str, result: JudgeResult) -> None:
         self._entries[key] = result.model_dump_json()
 
-    def lock(self, key: str) -> AbstractAsyncContextManager[bool]:
-        return contextlib.nullcontext(False)
+    def lock(
+        self, key: str, *, look: bool = True
+    ) -> AbstractAsyncContextManager[JudgeResult | None]:
+        return contextlib.nullcontext(None)
 
     def stats(self) -> CacheStats:
         size = sum(len(v) for v in self._entries.values())
@@ -206,8 +211,10 @@ class DiskCache(_Counted):
                 if not future.done():
                     future.set_result(None)
 
-    def lock(self, key: str) -> AbstractAsyncContextManager[bool]:
-        return contextlib.nullcontext(False)  # processes sharing a directory may pay twice
+    def lock(
+        self, key: str, *, look: bool = True
+    ) -> AbstractAsyncContextManager[JudgeResult | None]:
+        return contextlib.nullcontext(None)  # processes sharing a directory may pay twice
 
     def _write(self, entries: list[tuple[str, str]]) -> None:
         with self._cache.transact():
@@ -276,6 +283,34 @@ class _Coalesced(Generic[A, R]):
                     future.set_result(result)
 
 
+_TAKE = """
+local answers = {}
+local ttl = ARGV[#ARGV]
+for i = 1, #KEYS, 2 do
+    local found = ARGV[i + 1] == '1' and redis.call('get', KEYS[i])
+    if found then
+        answers[#answers + 1] = found
+    elseif redis.call('set', KEYS[i + 1], ARGV[i], 'NX', 'PX', ttl) then
+        answers[#answers + 1] = 1
+    else
+        answers[#answers + 1] = 0
+    end
+end
+return answers
+"""
+"""For each (result key, lock key) and (token, look): the result if it is stored (and looked
+for), else 1 when the lock was free and is now taken with the token, 0 when another process
+holds it."""
+_STORE = """
+for i = 1, #KEYS, 2 do
+    redis.call('set', KEYS[i], ARGV[i])
+    if ARGV[i + 1] ~= '' and redis.call('get', KEYS[i + 1]) == ARGV[i + 1] then
+        redis.call('del', KEYS[i + 1])
+    end
+end
+"""
+"""For each (result key, lock key): store the result, and release the lock if the token holds
+it."""
 _RELEASE = """
 for i, key in ipairs(KEYS) do
     if redis.call('get', key) == ARGV[i] then redis.call('del', key) end
@@ -297,8 +332,9 @@ class RedisCache(_Counted):
     renews it every ``lock_ttl`` / 3 seconds while it pays, so the lock of a replica that dies
     runs out within ``lock_ttl``; a waiter waits at most ``lock_wait`` (as long as a call may
     take). Lookups, writes, lock takes and releases made in one turn of the event loop each
-    travel as one command (``MGET``, ``MSET``, a pipeline, a script), and one task renews every
-    lock held: a verdict costs a share of five round trips, not five.
+    travel as one command (``MGET``; a script that finds the result or takes the lock; one that
+    stores the result and releases its lock), and one task renews every lock held: a paid
+    verdict costs a share of three round trips, not three.
     """
 
     def __init__(
@@ -322,9 +358,11 @@ class RedisCache(_Counted):
         self._redis = redis.asyncio.Redis.from_url(url)
         self._blocking = redis.Redis.from_url(url)
         self._gets = _Coalesced(self._mget)
-        self._sets = _Coalesced(self._mset)
+        self._stores = _Coalesced(self._store)
         self._takes = _Coalesced(self._take)
         self._releases = _Coalesced(self._release)
+        self._take_script = self._redis.register_script(_TAKE)
+        self._store_script = self._redis.register_script(_STORE)
         self._release_script = self._redis.register_script(_RELEASE)
         self._extend_script = self._redis.register_script(_EXTEND)
         self._held: dict[str, str] = {}
@@ -338,36 +376,47 @@ class RedisCache(_Counted):
         return JudgeResult.model_validate_json(stored) if stored is not None else None
 
     async def set(self, key: str, result: JudgeResult) -> None:
-        await self._sets((self.prefix + key, result.model_dump_json()))
+        """Store the result; the lock this process holds for the key is released by the same
+        command."""
+        name = self.lock_prefix + key
+        token = self._held.pop(name, "")
+        await self._stores((self.prefix + key, name, result.model_dump_json(), token))
 
     async def _mget(self, keys: list[str]) -> list[bytes | None]:
         found: list[bytes | None] = await self._redis.mget(keys)
         return found
 
-    async def _mset(self, entries: list[tuple[str, str]]) -> list[None]:
-        await self._redis.mset(dict(entries))
+    async def _store(self, entries: list[tuple[str, str, str, str]]) -> list[None]:
+        keys = [name for key, lock, _, _ in entries for name in (key, lock)]
+        args = [arg for _, _, value, token in entries for arg in (value, token)]
+        await self._store_script(keys=keys, args=args)
         return [None] * len(entries)
 
-    async def _take(self, locks: list[tuple[str, str]]) -> list[bool]:
-        pipe = self._redis.pipeline(transaction=False)
-        for name, token in locks:
-            pipe.set(name, token, nx=True, px=int(self.lock_ttl * 1000))
-        return [bool(taken) for taken in await pipe.execute()]
+    async def _take(self, locks: list[tuple[str, str, str, bool]]) -> list[bytes | int]:
+        keys = [name for key, lock, _, _ in locks for name in (key, lock)]
+        args = [arg for _, _, token, look in locks for arg in (token, "1" if look else "0")]
+        answers: list[bytes | int] = await self._take_script(
+            keys=keys, args=[*args, int(self.lock_ttl * 1000)]
+        )
+        return answers
 
     async def _release(self, locks: list[tuple[str, str]]) -> list[None]:
         await self._release_script(keys=[n for n, _ in locks], args=[t for _, t in locks])
         return [None] * len(locks)
 
     @contextlib.asynccontextmanager
-    async def lock(self, key: str) -> AsyncIterator[bool]:
-        """Wait (trying every 20 ms) while another process holds the key. If Redis fails or
-        the wait outlasts ``lock_wait``, go on unlocked: paying twice beats losing a verdict."""
+    async def lock(self, key: str, *, look: bool = True) -> AsyncIterator[JudgeResult | None]:
+        """Wait (trying every 20 ms) while another process holds the key, until the lock is
+        free or its holder's result is stored (then yielded). If Redis fails or the wait
+        outlasts ``lock_wait``, go on unlocked: paying twice beats losing a verdict. The lock is
+        released by ``set`` (with the result, in one command) or on leaving."""
         import redis.exceptions
 
         name = self.lock_prefix + key
         token = f"{self._owner}:{next(self._tokens)}"
+        stored: JudgeResult | None = None
         try:
-            acquired = await self._acquire(name, token)
+            acquired, stored = await self._acquire(key, name, token, look)
         except redis.exceptions.RedisError:
             logger.exception("could not take the Redis lock for %s; calling without it", key)
             acquired = False
@@ -376,20 +425,27 @@ class RedisCache(_Counted):
             if self._renewer is None or self._renewer.done():
                 self._renewer = asyncio.create_task(self._renew())
         try:
-            yield True
+            yield stored
         finally:
-            if acquired:
-                del self._held[name]
+            if acquired and self._held.pop(name, None) is not None:  # not released by ``set``
                 with contextlib.suppress(redis.exceptions.RedisError):
                     await self._releases((name, token))
 
-    async def _acquire(self, name: str, token: str) -> bool:
+    async def _acquire(
+        self, key: str, name: str, token: str, look: bool
+    ) -> tuple[bool, JudgeResult | None]:
+        """Whether the lock is now this process's, and the result stored meanwhile, if any."""
         deadline = time.monotonic() + self.lock_wait
-        while not await self._takes((name, token)):
+        while True:
+            answer = await self._takes((self.prefix + key, name, token, look))
+            if isinstance(answer, bytes):
+                self._count(True)
+                return False, JudgeResult.model_validate_json(answer)
+            if answer:
+                return True, None
             if time.monotonic() >= deadline:
-                return False
+                return False, None
             await asyncio.sleep(0.02)
-        return True
 
     async def _renew(self) -> None:
         """Every ``lock_ttl`` / 3 seconds, extend every lock this cache holds (while any)."""

@@ -211,11 +211,10 @@ class Grader:
         return await asyncio.shield(task)
 
     async def _call(self, call: PlannedCall, budget: Budget | None) -> JudgeResult:
-        async with self.cache.lock(call.key) as shared:  # single-flight across processes
-            if shared and self.policy == CachePolicy.USE:
-                hit = await self._cached(call.key)  # another process paid while this one waited
-                if hit is not None:
-                    return hit.model_copy(update={"cached": True, "key": call.key})
+        looking = self.policy == CachePolicy.USE
+        async with self.cache.lock(call.key, look=looking) as stored:  # single flight
+            if stored is not None:  # another process paid while this one waited
+                return stored.model_copy(update={"cached": True, "key": call.key})
             return await self._paid_call(call, budget)
 
     async def _paid_call(self, call: PlannedCall, budget: Budget | None) -> JudgeResult:

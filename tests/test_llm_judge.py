@@ -388,6 +388,40 @@ async def test_a_redis_lock_outlives_its_ttl_while_its_holder_pays_and_not_after
         await cache.close()
 
 
+async def test_a_paid_verdict_costs_three_redis_commands_and_leaves_no_lock(
+    llm_judge: LLMJudge, fake_server: FakeJudgeServer, refusal: Rubric, redis_url: str
+) -> None:
+    """A lookup, a lock taken (or the result found) and the result stored with its lock
+    released: three commands a paid verdict, one a cached one."""
+    prefix = f"judge-test-{uuid.uuid4().hex}:"
+    cache = RedisCache(redis_url, prefix=prefix, lock_prefix=prefix + "lock:")
+    engine = grader(llm_judge, cache=cache)
+    await engine.grade(Transcript.from_prompt("Warm up.", "Done."), refusal)  # scripts loaded
+    sent: list[object] = []
+    execute: Any = cache._redis.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        sent.append(args[0])
+        return await execute(*args, **options)
+
+    cache._redis.execute_command = counted  # type: ignore[method-assign]
+    for n in range(5):
+        await engine.grade(Transcript.from_prompt(f"Name {n} primes.", "Two, three."), refusal)
+    paid, sent[:] = list(sent), []
+    for n in range(5):
+        await engine.grade(Transcript.from_prompt(f"Name {n} primes.", "Two, three."), refusal)
+    cached = list(sent)
+
+    counter = redis.Redis.from_url(redis_url)
+    assert (len(paid), len(cached)) == (15, 5), paid
+    assert set(paid) == {"MGET", "EVALSHA"} and set(cached) == {"MGET"}
+    assert fake_server.request_count == 6
+    assert counter.keys(prefix + "lock:*") == []
+    counter.close()
+    cache.clear()
+    await cache.close()
+
+
 async def test_an_unreachable_redis_cache_costs_a_call_not_a_verdict(
     llm_judge: LLMJudge, fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript
 ) -> None:
