@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import time
 import uuid
@@ -10,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from judge.batch import BatchState, BatchStatus, SubmittedBatch
+from judge.config import Settings
 from judge.errors import ConflictError, NotFoundError
+from judge.jobs.queue import QueueDispatch
 from judge.jobs.redis_store import RedisJobStore
 from judge.jobs.sqlite_store import SqliteJobStore
 from judge.jobs.store import JobMode, JobShape, JobSpec, JobState, JobStore, create_job
@@ -312,3 +316,32 @@ def test_a_database_from_before_batch_mode_gains_the_column(
     store.claim_part(job_id, "a", 30)
     assert store.set_batch(job_id, "a", BatchState(calls="c"))
     store.close()
+
+
+async def test_a_redis_stream_wakes_on_stored_verdicts_and_the_jobs_end(
+    redis_url: str, refusal: Rubric
+) -> None:
+    """Streams on any replica learn of a worker's progress from the store's channel at once,
+    not at their next poll."""
+    store = RedisJobStore(redis_url, prefix=f"judge-test-{uuid.uuid4().hex}:")
+    dispatch = QueueDispatch(Settings(queue_url=redis_url), store.progress_channel)
+    job_id, _ = _create(store, refusal)
+    store.claim_part(job_id, "a", 30)
+    woken: list[float] = []
+    for change in (
+        lambda: store.add_verdicts(job_id, "a", 0, [(0, _verdict("t0", True))], 30),
+        lambda: store.add_verdicts(job_id, "a", 0, [(0, _verdict("t0", True))], 30),  # stored
+        lambda: store.finish(job_id, "a", JobState.SUCCEEDED),
+    ):
+        event = dispatch.progress()
+        await asyncio.sleep(0.3)  # the listener subscribes (the first time), the event stays unset
+        assert not event.is_set()
+        started = time.monotonic()
+        await asyncio.to_thread(change)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), 2)
+        woken.append(time.monotonic() - started if event.is_set() else float("inf"))
+    await dispatch.close()
+    store.close()
+    assert woken[0] < 0.2 and woken[2] < 0.2  # the poll is every 0.25 s; this is a message
+    assert woken[1] == float("inf")  # nothing new was stored: no message

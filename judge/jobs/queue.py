@@ -48,14 +48,19 @@ GRADE_JOB = "grade_job"
 
 
 class QueueDispatch:
-    """Jobs go on the Redis queue; workers elsewhere grade them, so streams poll the store."""
+    """Jobs go on the Redis queue; workers elsewhere grade them. Streams learn of progress from
+    the job store's channel (``RedisJobStore.progress_channel``), and poll besides, in case a
+    message is lost (pub/sub delivers at most once)."""
 
     poll_seconds = 0.25
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, progress_channel: str):
         assert settings.queue_url is not None
         self.settings = settings
         self.queue = Queue.from_url(settings.queue_url, name=QUEUE_NAME)
+        self.progress_channel = progress_channel
+        self._progress = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
 
     async def submitted(self, job_id: str) -> None:
         """Enqueue (again: the queue keeps one entry per job id, so a replayed submission whose
@@ -71,9 +76,33 @@ class QueueDispatch:
         )
 
     def progress(self) -> asyncio.Event:
-        return asyncio.Event()
+        """An event set by the next message on the progress channel (listened to from the
+        first stream on)."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name="job-progress")
+        return self._progress
+
+    async def _listen(self) -> None:
+        import redis.asyncio
+
+        assert self.settings.queue_url is not None
+        client = redis.asyncio.Redis.from_url(self.settings.queue_url)
+        try:
+            async with client.pubsub(ignore_subscribe_messages=True) as channel:
+                await channel.subscribe(self.progress_channel)
+                async for _ in channel.listen():
+                    self._progress.set()
+                    self._progress = asyncio.Event()
+        except RedisError as exc:  # streams go on polling; the next stream listens again
+            logger.warning("lost the job progress channel: %s", exc)
+        finally:
+            await client.aclose()
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         try:
             await self.queue.disconnect()
         except RedisError as exc:  # Redis went away first: nothing left to release

@@ -9,7 +9,9 @@ transcripts list, with an expiry that each batch renews (``intake_ttl``). ``acti
 set of unfinished jobs by creation time (where idle workers look for parts to grade), and
 ``finished`` one of finished jobs by the time they finished (for ``prune``). Every write that
 depends on a lease runs in a WATCH/MULTI transaction on the job's hash and its parts, so a runner
-that lost its part (cancelled, or taken over) stores nothing.
+that lost its part (cancelled, or taken over) stores nothing. Each write of verdicts and each
+job's end is published on the ``progress`` channel (the job's id), so that verdict streams on
+any replica wake at once instead of at their next poll.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class RedisJobStore:
         self.intake_ttl = intake_ttl
         self._finished = f"{prefix}finished"
         self._active = f"{prefix}active"
+        self.progress_channel = f"{prefix}progress"
         # Any: redis-py types its sync client's replies as "reply or awaitable of reply".
         self._redis: Any = redis.Redis.from_url(url, decode_responses=True)
 
@@ -245,6 +248,7 @@ class RedisJobStore:
             if new:
                 pipe.rpush(f"{key}:verdicts", *(v.model_dump_json() for _, v in new))
                 pipe.sadd(f"{key}:pairs", *(pair for pair, _ in new))
+                pipe.publish(self.progress_channel, job_id)
             now = time.time()
             pipe.hset(key, mapping={"summary": summary.model_dump_json(), "updated_at": now})
             pipe.hset(f"{key}:parts", mapping=dict.fromkeys(held, f"{owner}|{now + lease_seconds}"))
@@ -278,6 +282,7 @@ class RedisJobStore:
         )
         pipe.zadd(self._finished, {job_id: now})
         pipe.zrem(self._active, job_id)
+        pipe.publish(self.progress_channel, job_id)
 
     def finish(self, job_id: str, owner: str, state: JobState, error: str | None = None) -> None:
         key = self._job(job_id)

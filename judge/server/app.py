@@ -79,8 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
         store: JobStore
         dispatch: JobDispatch
         if settings.queue_url is not None:  # a stateless replica: workers grade the jobs
-            store = RedisJobStore(settings.queue_url)
-            dispatch = QueueDispatch(settings)
+            shared = RedisJobStore(settings.queue_url)
+            store, dispatch = shared, QueueDispatch(settings, shared.progress_channel)
         else:
             local = SqliteJobStore(settings.state_dir / "jobs.sqlite3")
             runner = JobRunner(local, pool, library, lease_seconds=settings.job_lease_seconds)
