@@ -345,3 +345,19 @@ async def test_a_redis_stream_wakes_on_stored_verdicts_and_the_jobs_end(
     store.close()
     assert woken[0] < 0.2 and woken[2] < 0.2  # the poll is every 0.25 s; this is a message
     assert woken[1] == float("inf")  # nothing new was stored: no message
+
+
+async def test_a_lost_progress_channel_leaves_streams_polling_and_is_not_retried_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dispatch = QueueDispatch(Settings(queue_url="redis://127.0.0.1:1/0"), "judge:progress")
+    event = dispatch.progress()  # nothing listens on port 1
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if "lost the job progress channel" in caplog.text:
+            break
+    for _ in range(20):  # streams polling for a second
+        assert dispatch.progress() is event
+        await asyncio.sleep(0.05)
+    assert caplog.text.count("lost the job progress channel") == 1
+    await dispatch.close()

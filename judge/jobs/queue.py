@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
@@ -44,6 +46,8 @@ class WorkerContext(Context, total=False):
 
 
 QUEUE_NAME = "judge-jobs"
+RELISTEN_SECONDS = 5.0
+"""How long streams poll alone after the progress channel is lost, before it is tried again."""
 GRADE_JOB = "grade_job"
 
 
@@ -61,6 +65,7 @@ class QueueDispatch:
         self.progress_channel = progress_channel
         self._progress = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._lost_at = -math.inf
 
     async def submitted(self, job_id: str) -> None:
         """Enqueue (again: the queue keeps one entry per job id, so a replayed submission whose
@@ -77,8 +82,10 @@ class QueueDispatch:
 
     def progress(self) -> asyncio.Event:
         """An event set by the next message on the progress channel (listened to from the
-        first stream on)."""
-        if self._listener is None or self._listener.done():
+        first stream on; after the channel is lost, streams poll for a while before it is
+        tried again)."""
+        idle = self._listener is None or self._listener.done()
+        if idle and time.monotonic() - self._lost_at > RELISTEN_SECONDS:
             self._listener = asyncio.create_task(self._listen(), name="job-progress")
         return self._progress
 
@@ -93,7 +100,8 @@ class QueueDispatch:
                 async for _ in channel.listen():
                     self._progress.set()
                     self._progress = asyncio.Event()
-        except RedisError as exc:  # streams go on polling; the next stream listens again
+        except RedisError as exc:  # streams go on polling meanwhile
+            self._lost_at = time.monotonic()
             logger.warning("lost the job progress channel: %s", exc)
         finally:
             await client.aclose()
