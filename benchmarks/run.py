@@ -462,8 +462,8 @@ def _real_markdown(real: dict[str, Any]) -> str:
 def _big_job_markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| store | body | transcripts | accepted s | total s | RSS before MiB | "
-        "while streaming MiB | peak MiB (API) | peak MiB (workers) | /readyz max ms "
-        "(p50) while taken in |",
+        "while streaming MiB | peak MiB (API) | peak MiB (workers) | /readyz ms p50 / p90 / max "
+        "while taken in |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -476,7 +476,8 @@ def _big_job_markdown(rows: list[dict[str, Any]]) -> str:
             f"| {row['store']} | {row['body']} | {row['transcripts']:,} | "
             f"{row['accepted_s']:.1f} | {row['seconds']:.0f} | {row['rss_before_mib']:.0f} | "
             f"{min(streaming):.0f}-{max(streaming):.0f} | {row['peak_rss_mib']:.0f} | "
-            f"{workers} | {row['readyz_ms_max']:.0f} ({row['readyz_ms_p50']:.0f}) |"
+            f"{workers} | {row['readyz_ms_p50']:.0f} / {row.get('readyz_ms_p90', 0):.0f} / "
+            f"{row['readyz_ms_max']:.0f} |"
         )
     return "\n".join(lines)
 
