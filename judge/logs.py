@@ -15,8 +15,10 @@ LOG_CONFIG: dict[str, Any] = {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            # uvicorn attaches a copy of each message with ANSI colours; it is not for a log file
-            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
+            # uvicorn attaches a copy of each message with ANSI colours, litellm's secret
+            # redaction a marker object (printed as "<object object at 0x...>"): neither is for
+            # a log file
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message", "litellm_redacted"],
         }
     },
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},

@@ -46,6 +46,7 @@ def test_grading_over_http_against_the_fake_judge(
     assert '"message": "request"' in log and '"path": "/v1/grade"' in log
     records = [json.loads(line) for line in log.splitlines()]  # every line is JSON
     assert not [r for r in records if "color_message" in r or "\x1b" in json.dumps(r)]
+    assert "<object object at" not in log  # litellm's redaction marker
 
 
 def transcript_of(request: dict[str, Any]) -> str:
