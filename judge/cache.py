@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from judge.prompt import PROMPT_VERSION
+from judge.readiness import RecentWrites
 from judge.verdict import JudgeResult
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ class DiskCache(_Counted):
         self._cache = diskcache.Cache(str(directory))
         self._pending: list[tuple[str, str, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._written = RecentWrites()
 
     async def get(self, key: str) -> JudgeResult | None:
         stored = self._cache.get(key)
@@ -220,6 +222,7 @@ class DiskCache(_Counted):
         with self._cache.transact():
             for key, value in entries:
                 self._cache.set(key, value)
+        self._written.mark()
 
     def stats(self) -> CacheStats:
         return CacheStats(
@@ -232,6 +235,11 @@ class DiskCache(_Counted):
         )
 
     async def ping(self) -> bool:
+        """A write committed a moment ago says the cache is writable (``judge.readiness``);
+        else a probe stores, reads back and removes an entry."""
+        if self._written.vouch():
+            return True
+
         def probe() -> bool:
             self._cache.set("__judge_ping__", "ok")
             ok = self._cache.get("__judge_ping__") == "ok"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from judge import readiness
 from judge.cache import CallCache, DiskCache, MemoryCache, RedisCache, cache_key
 from judge.heuristics import HEURISTICS_VERSION
 from judge.judges.base import JudgeRequest
@@ -105,6 +108,35 @@ async def test_disk_cache_survives_reopening(tmp_path: Path) -> None:
     second = DiskCache(tmp_path)
     assert await second.get("k") == RESULT
     await second.close()
+
+
+async def test_a_disk_cache_written_a_moment_ago_is_ready_without_waiting_on_a_writer(
+    tmp_path: Path,
+) -> None:
+    """While another writer holds the database, a probe would wait (up to diskcache's 60 s);
+    a batch this cache committed a moment ago stands for it."""
+    cache = DiskCache(tmp_path)
+    await cache.set("k", RESULT)
+    writer = sqlite3.connect(tmp_path / "cache.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    assert await cache.ping()
+    assert time.monotonic() - started < 0.5
+    writer.execute("ROLLBACK")
+    writer.close()
+    await cache.close()
+
+
+def test_a_write_vouches_for_readiness_for_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    writes = readiness.RecentWrites()
+    assert not writes.vouch()
+    writes.mark()
+    now[0] += readiness.RECENT_SECONDS - 0.01
+    assert writes.vouch()
+    now[0] += 0.02
+    assert not writes.vouch()
 
 
 IDENTITY_FIELDS = st.fixed_dictionaries(

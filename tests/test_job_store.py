@@ -361,3 +361,20 @@ async def test_a_lost_progress_channel_leaves_streams_polling_and_is_not_retried
         await asyncio.sleep(0.05)
     assert caplog.text.count("lost the job progress channel") == 1
     await dispatch.close()
+
+
+def test_a_sqlite_store_written_a_moment_ago_is_ready_without_waiting_on_a_writer(
+    tmp_path: Path, refusal: Rubric
+) -> None:
+    """While another connection holds the write lock, a probe would wait (up to 30 s); the
+    store's own commit a moment ago stands for it."""
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    _create(store, refusal)
+    writer = sqlite3.connect(tmp_path / "jobs.sqlite3", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    assert store.ping()
+    assert time.monotonic() - started < 0.5
+    writer.execute("ROLLBACK")
+    writer.close()
+    store.close()

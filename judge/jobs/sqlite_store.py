@@ -14,6 +14,7 @@ from pathlib import Path
 from judge.batch.state import BatchState
 from judge.errors import ConflictError, NotFoundError
 from judge.jobs.store import PART_SIZE, TERMINAL, JobRecord, JobShape, JobSpec, JobState
+from judge.readiness import RecentWrites
 from judge.transcript import Transcript
 from judge.verdict import Summary, Verdict
 
@@ -81,6 +82,7 @@ class SqliteJobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
+        self._committed = RecentWrites()
         db = self._db()
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
@@ -111,6 +113,7 @@ class SqliteJobStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        self._committed.mark()
 
     def open_intake(self) -> str:
         """A row in state ``ingesting``, which ``get`` and ``claim`` do not see."""
@@ -461,7 +464,10 @@ class SqliteJobStore:
         return [row[0] for row in rows]
 
     def ping(self) -> bool:
-        """True when the database accepts a write transaction."""
+        """True when the database accepts a write transaction: one committed a moment ago says
+        so (``judge.readiness``), else a probe's."""
+        if self._committed.vouch():
+            return True
         try:
             with self._transaction():
                 return True
