@@ -41,7 +41,9 @@ def logprob_expectation(
     top = max(top_logprobs, key=lambda pair: pair[1])[0] if top_logprobs else ""
     if mass < min_mass:
         return LogprobScore(None, mass, top)
-    return LogprobScore(sum(v * p for v, p in numeric.items()) / mass, mass, top)
+    mean = sum(v * p for v, p in numeric.items()) / mass
+    # a mean of numbers on the scale is on it; rounding can put it a hair past an end
+    return LogprobScore(min(max(mean, scale.min), scale.max), mass, top)
 
 
 def sampled_number(text: str, scale: Scale) -> int | None:

@@ -60,6 +60,13 @@ def test_the_top_token_is_the_most_probable_not_the_first_or_last() -> None:
     assert logprob_expectation(pairs, SCALE, min_mass=0.1).top_token == "9"
 
 
+def test_a_score_never_leaves_the_scale_by_rounding() -> None:
+    """55 x e^-0.5 / e^-0.5 is 55.00000000000001 in floating point (found by Hypothesis)."""
+    top = logprob_expectation([("55", -0.5)], Scale(min=0, max=55), min_mass=0.5)
+    low = logprob_expectation([("3", -0.001)], Scale(min=3, max=9), min_mass=0.1)  # 2.999...6
+    assert (top.score, low.score) == (55, 3)
+
+
 def test_no_logprobs_at_all_is_no_score_and_no_top_token() -> None:
     scored = logprob_expectation([], SCALE, min_mass=0.25)
     assert (scored.score, scored.numeric_mass, scored.top_token) == (None, 0.0, "")
