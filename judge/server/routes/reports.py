@@ -125,7 +125,7 @@ async def _html(
     transcripts: list[Transcript],
 ) -> HTMLResponse:
     # imported on the first HTML report, not at start-up: the page's plots (matplotlib) and
-    # templates add 40 MiB to a server that may never render one
+    # templates add about 33 MiB to a server that may never render one
     from judge.views.html import render_html
 
     page = await asyncio.to_thread(
