@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -38,12 +39,17 @@ def main() -> None:
                         args.base], check=True)  # fmt: skip
         stack.callback(subprocess.run, ["git", "-C", str(REPO), "worktree", "remove", "--force",
                                         str(base)], check=False)  # fmt: skip
+        # PYTHONSAFEPATH: ``python -m`` would put the working directory (this tree) first
+        env = {"PYTHONPATH": str(base), "PYTHONSAFEPATH": "1"}
+        found = subprocess.run([sys.executable, "-c", "import judge; print(judge.__file__)"],
+                               env={**os.environ, **env}, capture_output=True, text=True,
+                               check=True).stdout.strip()  # fmt: skip
+        if not found.startswith(str(base)):
+            raise SystemExit(f"the base deployment would import {found}, not the base tree")
         api_base = stack.enter_context(fake_judge(200))
         made = {
             "this tree": stack.enter_context(deployment(args.store, api_base, 128)),
-            args.base: stack.enter_context(
-                deployment(args.store, api_base, 128, env={"PYTHONPATH": str(base)})
-            ),
+            args.base: stack.enter_context(deployment(args.store, api_base, 128, env=env)),
         }
         for deployed in made.values():
             run_job(deployed.url, jobs_bench.job_body("real", 8, "warm"))
