@@ -373,7 +373,8 @@ class RedisCache(_Counted):
         self._store_script = self._redis.register_script(_STORE)
         self._release_script = self._redis.register_script(_RELEASE)
         self._extend_script = self._redis.register_script(_EXTEND)
-        self._held: dict[str, str] = {}
+        self._held: dict[str, tuple[str, asyncio.Task[Any] | None]] = {}
+        """Locks this process holds: name -> (token, the task that took it)."""
         self._renewer: asyncio.Task[None] | None = None
         self._tokens = itertools.count()
         self._owner = uuid.uuid4().hex
@@ -387,8 +388,17 @@ class RedisCache(_Counted):
         """Store the result; the lock this process holds for the key is released by the same
         command."""
         name = self.lock_prefix + key
-        token = self._held.pop(name, "")
-        await self._stores((self.prefix + key, name, result.model_dump_json(), token))
+        held = self._held.get(name)
+        token = ""
+        if held is not None and held[1] is asyncio.current_task():  # the caller's own lock
+            token = held[0]
+            del self._held[name]
+        try:
+            await self._stores((self.prefix + key, name, result.model_dump_json(), token))
+        except BaseException:
+            if held is not None and token:  # not released: leaving ``lock`` releases it
+                self._held.setdefault(name, held)
+            raise
 
     async def _mget(self, keys: list[str]) -> list[bytes | None]:
         found: list[bytes | None] = await self._redis.mget(keys)
@@ -429,7 +439,7 @@ class RedisCache(_Counted):
             logger.exception("could not take the Redis lock for %s; calling without it", key)
             acquired = False
         if acquired:
-            self._held[name] = token
+            self._held[name] = (token, asyncio.current_task())
             if self._renewer is None or self._renewer.done():
                 self._renewer = asyncio.create_task(self._renew())
         try:
@@ -464,7 +474,7 @@ class RedisCache(_Counted):
             held = list(self._held.items())
             if not held:
                 continue
-            keys, tokens = [n for n, _ in held], [t for _, t in held]
+            keys, tokens = [n for n, _ in held], [t for _, (t, _) in held]
             with contextlib.suppress(redis.exceptions.RedisError):
                 await self._extend_script(keys=keys, args=[*tokens, int(self.lock_ttl * 1000)])
 

@@ -422,6 +422,33 @@ async def test_a_paid_verdict_costs_three_redis_commands_and_leaves_no_lock(
     await cache.close()
 
 
+async def test_no_redis_lock_outlives_a_failed_call_or_a_failed_store(
+    llm_judge: LLMJudge, fake_server: FakeJudgeServer, refusal: Rubric, redis_url: str
+) -> None:
+    """A lock goes with its result when the result is stored; when nothing is stored (the call
+    failed) or the store fails, leaving the lock releases it, so other replicas do not wait."""
+    prefix = f"judge-test-{uuid.uuid4().hex}:"
+    cache = RedisCache(redis_url, prefix=prefix, lock_prefix=prefix + "lock:")
+    counter = redis.Redis.from_url(redis_url)
+    fake_server.script(Reply(status=400))  # not retried: an error verdict, not cached
+    failed = await grader(llm_judge, cache=cache).grade(
+        Transcript.from_prompt("Fail.", "No."), refusal
+    )
+    assert failed.status == Status.ERROR and counter.keys(prefix + "lock:*") == []
+
+    async def broken(entry: object) -> None:
+        raise redis.exceptions.ConnectionError("Redis went away mid-store")
+
+    cache._stores = broken  # type: ignore[assignment]
+    graded = await grader(llm_judge, cache=cache).grade(
+        Transcript.from_prompt("Store.", "Yes."), refusal
+    )
+    assert graded.status == Status.GRADED  # the verdict is kept though the cache failed
+    assert counter.keys(prefix + "lock:*") == [] and counter.keys(prefix + "*") == []
+    counter.close()
+    await cache.close()
+
+
 async def test_an_unreachable_redis_cache_costs_a_call_not_a_verdict(
     llm_judge: LLMJudge, fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript
 ) -> None:
