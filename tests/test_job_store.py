@@ -321,19 +321,20 @@ def test_a_database_from_before_batch_mode_gains_the_column(
 async def test_a_redis_stream_wakes_on_stored_verdicts_and_the_jobs_end(
     redis_url: str, refusal: Rubric
 ) -> None:
-    """Streams on any replica learn of a worker's progress from the store's channel at once,
-    not at their next poll."""
+    """Streams on any replica learn of a worker's progress on their job from the store's
+    channel at once, not at their next poll; streams of other jobs are not woken."""
     store = RedisJobStore(redis_url, prefix=f"judge-test-{uuid.uuid4().hex}:")
     dispatch = QueueDispatch(Settings(queue_url=redis_url), store.progress_channel)
     job_id, _ = _create(store, refusal)
     store.claim_part(job_id, "a", 30)
     woken: list[float] = []
+    elsewhere = dispatch.progress("another-job")
     for change in (
         lambda: store.add_verdicts(job_id, "a", 0, [(0, _verdict("t0", True))], 30),
         lambda: store.add_verdicts(job_id, "a", 0, [(0, _verdict("t0", True))], 30),  # stored
         lambda: store.finish(job_id, "a", JobState.SUCCEEDED),
     ):
-        event = dispatch.progress()
+        event = dispatch.progress(job_id)
         await asyncio.sleep(0.3)  # the listener subscribes (the first time), the event stays unset
         assert not event.is_set()
         started = time.monotonic()
@@ -345,19 +346,20 @@ async def test_a_redis_stream_wakes_on_stored_verdicts_and_the_jobs_end(
     store.close()
     assert woken[0] < 0.2 and woken[2] < 0.2  # the poll is every 0.25 s; this is a message
     assert woken[1] == float("inf")  # nothing new was stored: no message
+    assert not elsewhere.is_set()
 
 
 async def test_a_lost_progress_channel_leaves_streams_polling_and_is_not_retried_at_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     dispatch = QueueDispatch(Settings(queue_url="redis://127.0.0.1:1/0"), "judge:progress")
-    event = dispatch.progress()  # nothing listens on port 1
+    event = dispatch.progress("j")  # nothing listens on port 1
     for _ in range(50):
         await asyncio.sleep(0.05)
         if "lost the job progress channel" in caplog.text:
             break
     for _ in range(20):  # streams polling for a second
-        assert dispatch.progress() is event
+        assert dispatch.progress("j") is event
         await asyncio.sleep(0.05)
     assert caplog.text.count("lost the job progress channel") == 1
     await dispatch.close()

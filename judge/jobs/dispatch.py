@@ -20,8 +20,8 @@ class JobDispatch(Protocol):
 
     async def submitted(self, job_id: str) -> None: ...
 
-    def progress(self) -> asyncio.Event:
-        """An event set at the next progress in this process (streams also poll)."""
+    def progress(self, job_id: str) -> asyncio.Event:
+        """An event set at the job's next progress (or any job's; streams also poll)."""
         ...
 
     async def close(self) -> None: ...
@@ -38,7 +38,7 @@ class LocalDispatch:
     async def submitted(self, job_id: str) -> None:
         self.runner.wake()
 
-    def progress(self) -> asyncio.Event:
+    def progress(self, job_id: str) -> asyncio.Event:
         return self.runner.progress
 
     async def close(self) -> None:

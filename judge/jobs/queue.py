@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import time
+import weakref
 
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
@@ -63,7 +64,10 @@ class QueueDispatch:
         self.settings = settings
         self.queue = Queue.from_url(settings.queue_url, name=QUEUE_NAME)
         self.progress_channel = progress_channel
-        self._progress = asyncio.Event()
+        self._progress: weakref.WeakValueDictionary[str, asyncio.Event] = (
+            weakref.WeakValueDictionary()
+        )
+        """Each streamed job's event, while a stream waits on it."""
         self._listener: asyncio.Task[None] | None = None
         self._lost_at = -math.inf
 
@@ -80,27 +84,32 @@ class QueueDispatch:
             retry_delay=1.0,
         )
 
-    def progress(self) -> asyncio.Event:
-        """An event set by the next message on the progress channel (listened to from the
-        first stream on; after the channel is lost, streams poll for a while before it is
+    def progress(self, job_id: str) -> asyncio.Event:
+        """An event set by the job's next message on the progress channel (listened to from
+        the first stream on; after the channel is lost, streams poll for a while before it is
         tried again)."""
         idle = self._listener is None or self._listener.done()
         if idle and time.monotonic() - self._lost_at > RELISTEN_SECONDS:
             self._listener = asyncio.create_task(self._listen(), name="job-progress")
-        return self._progress
+        event = self._progress.get(job_id)
+        if event is None:
+            event = self._progress[job_id] = asyncio.Event()
+        return event
 
     async def _listen(self) -> None:
         import redis.asyncio
 
         assert self.settings.queue_url is not None
-        client = redis.asyncio.Redis.from_url(self.settings.queue_url)
+        client = redis.asyncio.Redis.from_url(self.settings.queue_url, health_check_interval=30)
         try:
             async with client.pubsub(ignore_subscribe_messages=True) as channel:
                 await channel.subscribe(self.progress_channel)
-                async for _ in channel.listen():
-                    self._progress.set()
-                    self._progress = asyncio.Event()
-        except RedisError as exc:  # streams go on polling meanwhile
+                async for message in channel.listen():
+                    job_id = message["data"].decode()
+                    event = self._progress.pop(job_id, None)
+                    if event is not None:  # a stream waits on it: wake it
+                        event.set()
+        except Exception as exc:  # streams go on polling meanwhile
             self._lost_at = time.monotonic()
             logger.warning("lost the job progress channel: %s", exc)
         finally:

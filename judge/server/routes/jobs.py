@@ -146,7 +146,7 @@ async def job_verdicts(
 
 async def _stream(state: ServerState, job_id: str, cursor: int, follow: bool) -> AsyncIterator[str]:
     while True:
-        progress = state.dispatch.progress()
+        progress = state.dispatch.progress(job_id)
         lines = await asyncio.to_thread(state.store.verdict_lines, job_id, cursor, 500)
         if lines:
             cursor += len(lines)
