@@ -124,16 +124,16 @@ async def _html(
     pair: tuple[str, str] | None,
     transcripts: list[Transcript],
 ) -> HTMLResponse:
-    # imported on the first HTML report, not at start-up: the page's plots (matplotlib) and
-    # templates add about 33 MiB to a server that may never render one
-    from judge.views.html import render_html
-
     page = await asyncio.to_thread(
-        render_html,
-        verdicts,
-        by=by,
-        compare=pair,
-        rubrics=state.library,
-        transcripts=transcripts,
+        _render, verdicts, by=by, compare=pair, rubrics=state.library, transcripts=transcripts
     )
     return HTMLResponse(page)
+
+
+def _render(verdicts: list[Verdict], **options: Any) -> str:
+    """The page, in a worker thread. Its view is imported on the first HTML report (and there,
+    off the event loop), not at start-up: the plots (matplotlib) and templates add about 33 MiB
+    to a server that may never render one."""
+    from judge.views.html import render_html
+
+    return render_html(verdicts, **options)
