@@ -174,7 +174,7 @@ def survivors(paths: list[str]) -> list[str]:
 def run(paths: list[str], names: list[str] | None = None) -> None:
     env = dict(os.environ)
     env.setdefault("JUDGE_SHARED_DATA", str(REPO.parent / "shared" / "data"))
-    env["HYPOTHESIS_PROFILE"] = "mutation"  # tests/conftest.py: no health check on slow inputs
+    env["HYPOTHESIS_PROFILE"] = "traced"  # tests/conftest.py: no health check on slow inputs
     redis = None
     scratch = Path(tempfile.mkdtemp(prefix="judge-mutation-"))
     # pytest's own temporary directories, away from /tmp/pytest-of-<user>: each run starts by

@@ -41,9 +41,10 @@ from judge.transcript import Transcript
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("JUDGE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-# benchmarks/mutation.py runs the tests traced, on cores it shares: there, slow input generation
-# says nothing about the code under test, and a health check failing on it would stop the run
-settings.register_profile("mutation", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+# benchmarks/mutation.py and .ci/run's coverage run trace the tests, on cores they share: there,
+# slow input generation says nothing about the code under test (one draw took 1.3 s in a CI run),
+# and a health check failing on it would fail the run
+settings.register_profile("traced", suppress_health_check=[HealthCheck.too_slow], deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
