@@ -227,11 +227,7 @@ class RedisJobStore:
         verdicts: list[tuple[int, Verdict]],
         lease_seconds: float,
     ) -> bool:
-        """Store verdicts (each pair once), update the job's counts and extend this owner's
-        leases, in one transaction.
-
-        Returns False, storing nothing, when this owner no longer holds the part.
-        """
+        """Store verdicts in one transaction (see ``JobStore``)."""
         key = self._job(job_id)
         unique = list(dict(verdicts).items())
 

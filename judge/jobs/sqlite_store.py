@@ -329,11 +329,7 @@ class SqliteJobStore:
         verdicts: list[tuple[int, Verdict]],
         lease_seconds: float,
     ) -> bool:
-        """Store verdicts (each pair once), update the job's counts and extend this owner's
-        leases, in one transaction.
-
-        Returns False, storing nothing, when this owner no longer holds the part.
-        """
+        """Store verdicts in one transaction (see ``JobStore``)."""
         with self._transaction() as db:
             if not self._holds(db, job_id, owner, part):
                 return False
