@@ -123,6 +123,17 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("judge ")
 
 
+def test_the_list_of_commands_rewraps_each_summary(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A docstring's line breaks are not the help's: each summary reads as one paragraph."""
+    monkeypatch.setenv("COLUMNS", "400")
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "with 95% intervals (grading through the cache): your own labelled" in out
+    assert "any machine, beside API replicas that share the same Redis)" in out
+
+
 def test_error_messages_print_brackets_as_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

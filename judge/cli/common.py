@@ -28,17 +28,28 @@ from judge.transcript_files import STDIN, read_transcripts
 
 T = TypeVar("T")
 
+HELP_MARKUP = "markdown"
+"""Help as Markdown, whose paragraphs rewrap: in Typer's "rich" mode a docstring's line breaks
+stay line breaks in the list of commands."""
+
 app = typer.Typer(
     help="Grade model transcripts for misgeneralization with LLM judges.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=HELP_MARKUP,
 )
-rubrics_app = typer.Typer(help="List, show and validate rubrics.", no_args_is_help=True)
-cache_app = typer.Typer(help="Inspect or clear the verdict cache.", no_args_is_help=True)
+rubrics_app = typer.Typer(
+    help="List, show and validate rubrics.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP
+)
+cache_app = typer.Typer(
+    help="Inspect or clear the verdict cache.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP
+)
+jobs_app = typer.Typer(
+    help="Look after the job store.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP
+)
 app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
-jobs_app = typer.Typer(help="Look after the job store.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
 stderr = Console(stderr=True, soft_wrap=True)
