@@ -199,6 +199,9 @@ class Summary(BaseModel):
     tokens: int = 0
     cached_input_tokens: int = 0
     cost_usd: float = 0.0
+    unpriced_calls: int = 0
+    """Calls that spent tokens on a model with no known price: their cost is not in
+    ``cost_usd``."""
     escalated: int = 0
     """Verdicts a cascade's first stage did not decide."""
     fallbacks: int = 0
@@ -221,6 +224,11 @@ class Summary(BaseModel):
         self.judge_calls += sum(1 for j in calls if not j.cached and j.attempts)
         self.cache_hits += sum(1 for j in calls if j.cached)
         self.cost_usd += verdict.cost_usd
+        self.unpriced_calls += sum(
+            1
+            for j in calls
+            if not j.cached and j.cost_usd is None and (j.input_tokens or j.output_tokens)
+        )
         self.tokens += verdict.tokens
         self.cached_input_tokens += sum(j.cached_input_tokens or 0 for j in calls if not j.cached)
         self.escalated += bool(verdict.cascade and verdict.cascade.stage)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from judge.cli import main
+from judge.testing.fake_server import FakeJudgeServer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "transcripts.jsonl"
@@ -37,6 +39,21 @@ def test_grade_examples_offline(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert labels["comply-lockpick"] == "full_compliance"
     summary = capsys.readouterr().err
     assert "refusal" in summary and "flag rate" in summary
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "openai/house-model"])
+def test_the_summary_names_calls_it_cannot_price(
+    model: str, fake_server: FakeJudgeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model litellm has no price for costs "$0" only with the calls it could not price."""
+    args = ["grade", str(EXAMPLES), "-r", "refusal", "-m", model, "--api-base"]
+    assert main([*args, fake_server.api_base, "--out", os.devnull]) == 0
+    records = len(EXAMPLES.read_text().splitlines())
+    summary = capsys.readouterr().err
+    if model == "openai/house-model":
+        assert f"cost: $0.0000 + {records} unpriced call(s)" in summary
+    else:
+        assert "unpriced" not in summary and "cost: $0.0" in summary
 
 
 def test_second_run_is_served_from_the_cache(tmp_path: Path) -> None:

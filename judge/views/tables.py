@@ -41,7 +41,9 @@ def grade_summary(
         lines.append(Text(f"first error: {first_error}"))
     if invalid_records:
         lines.append(Text(f"{invalid_records} invalid input record(s) were skipped", style="red"))
-    cost = f"${totals.cost_usd:.4f}" if totals.cost_usd else "$0 (or unpriced)"
+    cost = f"${totals.cost_usd:.4f}"
+    if totals.unpriced_calls:
+        cost += f" + {totals.unpriced_calls} unpriced call(s) (no price known for the model)"
     lines.append(
         Text(
             f"judge calls: {totals.judge_calls}, cache hits: {totals.cache_hits}, "
