@@ -41,6 +41,19 @@ class Message(BaseModel):
             return "\n".join(texts)
         return value
 
+    @field_validator("tool_calls")
+    @classmethod
+    def _tool_calls_shape(cls, calls: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """OpenAI's shape, as far as the text shows it: ``function`` an object, its ``name`` a
+        string (``arguments`` may be a string or any JSON)."""
+        for call in calls or []:
+            function = call.get("function", {})
+            if not isinstance(function, dict):
+                raise ValueError("a tool call's 'function' must be an object (name, arguments)")
+            if not isinstance(function.get("name", ""), str):
+                raise ValueError("a tool call's function 'name' must be a string")
+        return calls
+
     @property
     def text(self) -> str:
         """The content as text, with tool calls rendered so a judge can see them."""

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from judge.column_map import ColumnMap
 from judge.errors import TranscriptError, UsageError
 from judge.json_input import JSONInputError, check, decode_text, loads
-from judge.transcript import Transcript
+from judge.transcript import Message, Transcript
 
 _CHAT_FIELDS = {"id", "messages", "metadata"}
 _SINGLE_TURN_FIELDS = {"id", "prompt", "response", "system", "metadata"}
@@ -82,8 +82,20 @@ def parse_record(
     return transcript
 
 
+MAX_ID_CHARS = 1024
+"""A transcript id names it in verdicts, logs and stores; longer is a mistake, not an id."""
+
+
 def _check_size(transcript: Transcript, max_chars: int, line: int | None) -> None:
-    text = sum(len(message.text) for message in transcript.messages)
+    """Every field of a record counts against ``max_chars``: the messages whole (names, tool
+    calls and any extra keys besides the text), the metadata, and the id."""
+    if transcript.id is not None and len(transcript.id) > MAX_ID_CHARS:
+        raise TranscriptError(
+            f"holds {len(transcript.id)} characters; an id is at most {MAX_ID_CHARS}",
+            line=line,
+            field="id",
+        )
+    text = sum(_message_chars(message) for message in transcript.messages)
     metadata = (
         len(json.dumps(transcript.metadata, ensure_ascii=False)) if transcript.metadata else 2
     )
@@ -95,6 +107,14 @@ def _check_size(transcript: Transcript, max_chars: int, line: int | None) -> Non
                 line=line,
                 field=field,
             )
+
+
+def _message_chars(message: Message) -> int:
+    size = len(message.content or "") + len(message.name or "") + len(message.tool_call_id or "")
+    for rest in (message.tool_calls, message.model_extra):
+        if rest:
+            size += len(json.dumps(rest, ensure_ascii=False))
+    return size
 
 
 def read_transcripts(

@@ -55,6 +55,13 @@ async def post(client: httpx.AsyncClient, path: str, content: bytes) -> httpx.Re
          "body", "nested"),
         (body(GOOD, '{"prompt": "q", "response": "' + "x" * 1500 + '"}'),
          "transcripts[1]: field 'messages'", "JUDGE_MAX_TRANSCRIPT_CHARS"),
+        (body('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+              '"tool_calls": [{"function": null}]}]}'),
+         "transcripts[0]: field 'messages.1.tool_calls'", "'function' must be an object"),
+        (body('{"messages": [{"role": "user", "content": "q", "pad": "' + "x" * 1500 + '"}]}'),
+         "transcripts[0]: field 'messages'", "JUDGE_MAX_TRANSCRIPT_CHARS"),
+        (body('{"id": "' + "i" * 1025 + '", "prompt": "q", "response": "a"}'),
+         "transcripts[0]: field 'id'", "an id is at most 1024"),
         (b'{"transcripts": [' + GOOD.encode() + b'], "rubrics": ["\\ud800"]}',
          "rubrics", "lone surrogate"),
         (b'{"transcripts": [{"prompt": "caf\xe9", "response": "x"}], "rubrics": ["refusal"]}',
