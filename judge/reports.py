@@ -118,6 +118,13 @@ def _group_values(verdict: Verdict, key: str) -> list[str]:
     return [str(tag) for tag in (tags if isinstance(tags, list) else [tags])]
 
 
+def repeated_keys(by: Sequence[str]) -> str | None:
+    """What is wrong with grouping keys that repeat (each repeat would multiply the groups by
+    the values of its key), or None."""
+    repeated = sorted({key for key in by if by.count(key) > 1})
+    return f"group by each key once; repeated: {', '.join(repeated)}" if repeated else None
+
+
 def group_verdicts(
     verdicts: Iterable[Verdict], by: Sequence[str]
 ) -> dict[tuple[str, ...], list[Verdict]]:
@@ -126,6 +133,8 @@ def group_verdicts(
     unknown = [key for key in by if key not in GROUPINGS]
     if unknown:
         raise UsageError(f"cannot group by {unknown}; choose from {', '.join(GROUPINGS)}")
+    if problem := repeated_keys(by):
+        raise UsageError(problem)
     groups: dict[tuple[str, ...], list[Verdict]] = defaultdict(list)
     for verdict in verdicts:
         keys: list[tuple[str, ...]] = [()]

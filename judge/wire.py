@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    WithJsonSchema,
+    model_validator,
+)
 
 from judge.agreement import CriterionAgreement
 from judge.batch.state import ProviderBatch
 from judge.jobs.store import GradeSpec, JobMode, JobRecord, JobSpec, JobState
-from judge.reports import Comparison, RateRow
+from judge.reports import Comparison, RateRow, repeated_keys
 from judge.selection import alternatives, alternatives_schema
 from judge.verdict import Summary, Verdict
 
@@ -218,6 +226,16 @@ class JudgesPublic(BaseModel):
 Grouping = Literal["model", "rubric", "tag", "judge"]
 
 
+def _once_each(by: list[Grouping]) -> list[Grouping]:
+    if problem := repeated_keys(by):
+        raise ValueError(problem)
+    return by
+
+
+Groupings = Annotated[list[Grouping], AfterValidator(_once_each)]
+"""Report grouping keys, each at most once."""
+
+
 class ReportCreate(_Request):
     """Rates over verdicts: those of a job (``job_id``), or verdicts sent inline, not both."""
 
@@ -229,7 +247,7 @@ class ReportCreate(_Request):
         default=None, min_length=1, max_length=64, exclude_if=lambda value: value is None
     )
     verdicts: list[Verdict] | None = Field(default=None, exclude_if=lambda value: value is None)
-    by: list[Grouping] = ["model", "rubric"]
+    by: Groupings = ["model", "rubric"]
     compare: tuple[str, str] | None = Field(
         default=None,
         strict=False,

@@ -372,6 +372,8 @@ def test_what_a_verdict_is_grouped_by() -> None:
                          "judge": "a-judge+b-judge"}  # fmt: skip
     with pytest.raises(UsageError, match=r"^cannot group by \['colour'\]; choose from model, "):
         rates([plain], ["model", "colour"])
+    with pytest.raises(UsageError, match=r"^group by each key once; repeated: model, tag$"):
+        rates([plain], ["tag", "model", "tag", "model"])
 
 
 def test_a_prompt_is_its_prompt_id_else_question_id_else_the_transcript() -> None:

@@ -317,6 +317,12 @@ async def test_reports_over_a_job_and_inline_verdicts(client: httpx.AsyncClient)
     assert neither.status_code == 422 and "give 'job_id' or 'verdicts'" in neither.text
     unknown = await client.post("/v1/reports", json={"job_id": job_id, "by": ["x"]})
     assert unknown.status_code == 422 and "body.by.0" in unknown.json()["detail"]
+    for repeated in (
+        await client.post("/v1/reports", json={"job_id": job_id, "by": ["tag", "rubric", "tag"]}),
+        await client.get(f"/v1/jobs/{job_id}/report", params={"by": ["tag", "tag"]}),
+    ):  # each repeat multiplies the groups: a 1.6 kB request asked for 43 MB of report
+        assert repeated.status_code == 422
+        assert "group by each key once; repeated: tag" in repeated.json()["detail"]
 
 
 async def test_reports_carry_the_agreement_between_judges(client: httpx.AsyncClient) -> None:

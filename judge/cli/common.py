@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import IO, Annotated, TypeVar
+from typing import IO, Annotated, Final, TypeVar
 
 import typer
 import yaml
@@ -28,7 +28,7 @@ from judge.transcript_files import STDIN, read_transcripts
 
 T = TypeVar("T")
 
-HELP_MARKUP = "markdown"
+HELP_MARKUP: Final = "markdown"
 """Help as Markdown, whose paragraphs rewrap: in Typer's "rich" mode a docstring's line breaks
 stay line breaks in the list of commands."""
 

@@ -17,7 +17,7 @@ from judge.server.openapi import errors
 from judge.server.state import ServerState
 from judge.transcript import Transcript
 from judge.verdict import Verdict
-from judge.wire import Grouping, ReportCreate, ReportPublic
+from judge.wire import Grouping, Groupings, ReportCreate, ReportPublic
 
 router = APIRouter(tags=["reports"], route_class=StrictJSONRoute)
 
@@ -58,7 +58,7 @@ async def job_report(
     job_id: Annotated[str, Path(max_length=64)],
     state: State,
     request: Request,
-    by: Annotated[list[Grouping], Query()] = ["model", "rubric"],  # noqa: B006 (read only)
+    by: Annotated[Groupings, Query()] = ["model", "rubric"],  # noqa: B006 (read only)
     compare_models: Annotated[
         list[str] | None,
         Query(alias="compare", min_length=2, max_length=2, description="base, then tuned"),
