@@ -4,13 +4,16 @@ where (the transcript's index and field), never a 500."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from judge.config import Settings
+from judge.server.app import create_app
 from tests.test_server import serve
 
 GOOD = '{"id": "ok", "prompt": "How do I stop a process?", "response": "Run kill <pid>."}'
@@ -128,3 +131,33 @@ async def test_an_unknown_job_id_of_any_bytes_is_404(client: httpx.AsyncClient) 
         response = await client.get(f"/v1/jobs/{job_id}")
         assert response.status_code in (404, 422), response.text
         assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/v1/grade", "/v1/jobs"])
+async def test_a_client_that_leaves_mid_body_is_a_line_in_the_log_not_an_error(
+    tmp_path: Path, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    app = create_app(Settings(cache_dir=tmp_path / "cache", state_dir=tmp_path / "state"))
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"rubrics": ["refusal"], "tran', "more_body": True}
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"1000")]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"judge"), *headers],
+        "client": ("127.0.0.1", 5000), "server": ("judge", 80),
+    }  # fmt: skip
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)  # nothing raised to the server
+
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert f"client went away during POST {path}" in caplog.text

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from judge.config import Settings
 from judge.errors import (
@@ -165,6 +166,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         response.headers["retry-after"] = "5"
         return response
 
+    async def client_gone(request: Request, exc: Exception) -> JSONResponse:
+        # Not the server's error, and nobody is left to read the answer: a line, no traceback.
+        logger.info("client went away during %s %s", request.method, request.url.path)
+        return problem(400, "the client closed the connection before the whole body came")
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "internal error; the server log has the details")
@@ -173,6 +179,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RedisError, redis_down)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected)
 
 
