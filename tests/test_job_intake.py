@@ -141,6 +141,15 @@ async def test_an_ndjson_upload_makes_the_job_a_json_body_makes(served: Served) 
     assert other.status_code == 409
 
 
+async def test_an_empty_idempotency_key_is_not_a_key_all_clients_share(served: Served) -> None:
+    response = await post(
+        served, ndjson(SPEC, [record(1)]), "application/x-ndjson", **{"idempotency-key": ""}
+    )
+    assert response.status_code == 422, response.text
+    assert "idempotency-key" in response.json()["detail"]
+    assert served.leftovers() == 0
+
+
 async def test_transcripts_may_come_before_the_spec_and_are_graded(served: Served) -> None:
     body = json.dumps({"transcripts": [record(1)], "rubrics": ["refusal"], "judge": {}})
 

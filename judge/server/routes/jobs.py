@@ -69,7 +69,7 @@ async def create_job(
     request: Request,
     state: State,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
     dry_run: Annotated[
         bool,
         Query(
