@@ -12,6 +12,7 @@ import redis
 
 from judge.cache import CachePolicy, MemoryCache
 from judge.config import Settings
+from judge.errors import NotFoundError
 from judge.grading import Grader
 from judge.jobs.redis_store import RedisJobStore
 from judge.jobs.runner import JobRunner
@@ -186,6 +187,27 @@ async def test_cancelling_a_job_stops_every_runner_on_it(
     assert 4 <= stored < 60 and stored == len(store.verdict_lines(job_id, 0, 100))
     await asyncio.sleep(0.3)
     assert len(store.verdict_lines(job_id, 0, 100)) == stored  # nothing stored after it
+
+
+async def test_deleting_a_job_stops_its_runner_without_calling_it_a_failure(
+    store: JobStore, library: RubricLibrary, refusal: Rubric, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = _job(store, refusal, 60, part_size=5)
+    judge = ScriptedJudge(constant(refusal="full_compliance"), delay=0.05)
+    runner = JobRunner(
+        store, ScriptedPool(Grader(JudgePlan([judge]), MemoryCache(), concurrency=2)), library,
+        lease_seconds=30,
+    )  # fmt: skip
+    running = asyncio.create_task(runner.run_job(job_id))
+    while store.get(job_id).summary.verdicts < 4:
+        await asyncio.sleep(0.02)
+
+    store.delete(job_id)
+
+    with pytest.raises(NotFoundError):  # the worker's queue task drops a job that is gone
+        await running
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert len(judge.calls) < 60
 
 
 def _forget_parts(store: JobStore, job_id: str) -> None:

@@ -215,7 +215,7 @@ async def test_job_idempotency_cancel_and_not_found(client: httpx.AsyncClient) -
 
 
 async def test_a_deleted_job_is_gone_and_stops(
-    client: httpx.AsyncClient, fake_server: FakeJudgeServer
+    client: httpx.AsyncClient, fake_server: FakeJudgeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_server.latency = 0.05
     try:
@@ -234,6 +234,7 @@ async def test_a_deleted_job_is_gone_and_stops(
         sent = fake_server.request_count
         await asyncio.sleep(0.5)
         assert fake_server.request_count - sent <= 64  # only what was already in flight
+        assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
     finally:
         fake_server.latency = 0.0
 

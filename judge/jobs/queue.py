@@ -189,7 +189,7 @@ async def grade_job(ctx: WorkerContext, *, job_id: str) -> str:
     beating = asyncio.create_task(beat())
     try:
         return await runner.run_job(job_id)
-    except NotFoundError:  # its data is gone from Redis (flushed, or expired): nothing to grade
+    except NotFoundError:  # deleted, or gone from Redis (flushed, expired): nothing to grade
         logger.warning("queued job %s is not in the job store; dropped", job_id)
         return "missing"
     finally:

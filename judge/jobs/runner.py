@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 
-from judge.errors import JudgeError
+from judge.errors import JudgeError, NotFoundError
 from judge.grouping import Unit, group_units
 from judge.jobs.batching import run_batches
 from judge.jobs.store import TERMINAL, JobMode, JobRecord, JobState, JobStore, PollingJobStore
@@ -110,6 +110,8 @@ class JobRunner:
             await self.run(job, owner, first)
         except self.store.outages:
             raise  # not the job's fault: its parts stay leased until the leases run out
+        except NotFoundError:
+            logger.info("job %s was deleted while it was graded; stopped", job.id)
         except Exception as exc:  # record it on the job; never kill the runner
             logger.exception("job %s failed", job.id)
             await asyncio.to_thread(self.store.finish, job.id, owner, JobState.FAILED, str(exc))
