@@ -88,6 +88,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=10 * 2**20, ge=1024)
     max_job_body_bytes: int = Field(default=512 * 2**20, ge=1024)
+    body_idle_seconds: float = Field(default=30.0, gt=0)
+    """How long a request body may pause before the server answers 408 (a stalled or
+    trickling client would otherwise hold its request, and a job's intake, open)."""
     max_sync_pairs: int = Field(default=200, ge=1)
     max_job_pairs: int = Field(default=2_000_000, ge=1)
     max_transcript_chars: int = Field(default=400_000, ge=100)

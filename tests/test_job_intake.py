@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,29 @@ async def test_an_ndjson_upload_makes_the_job_a_json_body_makes(served: Served) 
     assert [(i, t.id) for i, t in stored] == [(1198, "t1198"), (1199, "t1199")]
     other = await post(served, ndjson(SPEC, records[:-1]), "application/x-ndjson", **key)
     assert other.status_code == 409
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def impatient(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+    """A server that waits at most 0.3 s for the next bytes of a body."""
+    async for served in serve(request, tmp_path, body_idle_seconds=0.3):
+        yield served
+
+
+async def test_a_body_that_stops_coming_is_408_and_leaves_no_job(impatient: Served) -> None:
+    async def stalls() -> AsyncIterator[bytes]:
+        yield ndjson(SPEC, [record(i) for i in range(50)])
+        await asyncio.sleep(30)  # a client that declared more than it sends
+        yield b""
+
+    started = time.perf_counter()
+    response = await post(impatient, stalls(), "application/x-ndjson")
+
+    assert response.status_code == 408, response.text
+    assert response.json()["title"] == "Request Timeout"
+    assert "no bytes for 0.3 s (JUDGE_BODY_IDLE_SECONDS)" in response.json()["detail"]
+    assert time.perf_counter() - started < 10
+    assert impatient.leftovers() == 0
 
 
 async def test_an_empty_idempotency_key_is_not_a_key_all_clients_share(served: Served) -> None:

@@ -3,6 +3,7 @@ where (the transcript's index and field), never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, MutableMapping
@@ -11,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from judge.config import Settings
 from judge.server.app import create_app
+from judge.server.body_limit import BodyLimit
 from tests.test_server import serve
 
 GOOD = '{"id": "ok", "prompt": "How do I stop a process?", "response": "Run kill <pid>."}'
@@ -116,6 +119,21 @@ async def test_a_chunked_body_over_the_limit_is_413_without_reading_on(
     assert len(sent) < 100  # it stopped reading soon after the limit
 
 
+@pytest.mark.parametrize(
+    ("path", "advice"),
+    [("/v1/grade", "(JUDGE_MAX_BODY_BYTES); send fewer transcripts per request, or use POST "
+                   "/v1/jobs"),
+     ("/v1/jobs", "(JUDGE_MAX_JOB_BODY_BYTES); split the batch into several jobs")],
+)  # fmt: skip
+async def test_a_body_over_the_limit_is_told_the_way_round_it_for_its_route(
+    client: httpx.AsyncClient, path: str, advice: str
+) -> None:
+    pad = '"' + "x" * 200 * 1024 + '"'
+    response = await post(client, path, body(GOOD, extra=f', "pad": {pad}'))
+    assert response.status_code == 413
+    assert advice in response.json()["detail"]
+
+
 @pytest.mark.parametrize("cursor", ["9223372036854775808", "-1", "1e3", "99999999999999999999999"])
 async def test_an_integer_parameter_past_its_bound_is_422(
     client: httpx.AsyncClient, cursor: str
@@ -161,3 +179,39 @@ async def test_a_client_that_leaves_mid_body_is_a_line_in_the_log_not_an_error(
 
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
     assert f"client went away during POST {path}" in caplog.text
+
+
+async def test_past_the_body_the_wait_for_the_client_to_leave_has_no_time_limit() -> None:
+    """A streaming response listens for the client leaving as long as it streams: the body's
+    pause limit must not end it."""
+    heard: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        try:
+            heard.append((await asyncio.wait_for(receive(), 0.5))["type"])
+        except TimeoutError:
+            heard.append("nothing")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    messages = [{"type": "http.request", "body": b"{}", "more_body": True},
+                {"type": "http.request", "body": b"", "more_body": False}]  # fmt: skip
+    left = asyncio.Event()
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        await left.wait()  # the client stays
+        return {"type": "http.disconnect"}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    limited = BodyLimit(app, limit_for=lambda path: 1000, idle_seconds=0.1)
+    await limited({"type": "http", "path": "/v1/jobs/x/verdicts", "headers": []}, receive, send)
+
+    assert heard == ["nothing"] and sent[0]["status"] == 200

@@ -120,6 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
         limit_for=lambda path: (
             settings.max_job_body_bytes if path.startswith("/v1/jobs") else settings.max_body_bytes
         ),
+        idle_seconds=settings.body_idle_seconds,
     )
     app.add_middleware(APIKeys, keys=settings.api_keys)
     app.middleware("http")(_access_middleware(metrics))

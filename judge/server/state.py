@@ -4,6 +4,7 @@ shape every error leaves in (RFC 9457 problem details)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -31,21 +32,19 @@ class ServerState:
     metrics: Metrics
 
 
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+"""RFC 9110's names where Python's ``HTTPStatus`` still has the older ones."""
+
+
 def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
     """A problem-details response."""
-    titles = {
-        400: "Bad Request",
-        401: "Unauthorized",
-        404: "Not Found",
-        409: "Conflict",
-        413: "Content Too Large",
-        422: "Unprocessable Content",
-        500: "Internal Server Error",
-        503: "Service Unavailable",
-    }
+    try:
+        title = _TITLES.get(status) or HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
     body = {
         "type": "about:blank",
-        "title": titles.get(status, "Error"),
+        "title": title,
         "status": status,
         "detail": _printable(detail),
         **extra,
