@@ -232,7 +232,9 @@ def _once_each(by: list[Grouping]) -> list[Grouping]:
     return by
 
 
-Groupings = Annotated[list[Grouping], AfterValidator(_once_each)]
+Groupings = Annotated[
+    list[Grouping], AfterValidator(_once_each), Field(json_schema_extra={"uniqueItems": True})
+]
 """Report grouping keys, each at most once."""
 
 

@@ -135,6 +135,16 @@ def test_untrusted_text_is_escaped_everywhere() -> None:
     assert page.count("&lt;script&gt;document.title=&#39;x&#39;&lt;/script&gt;") >= 5
 
 
+def test_control_characters_in_names_do_not_break_the_plots() -> None:
+    """matplotlib writes a name's control characters into the SVG as they are, which XML
+    cannot hold (the page was a 500): the plots are drawn without them."""
+    named = [verdict(f"ckpt\x13{n}\x00", "p", n % 2 == 0, transcript_id=f"t{n}") for n in range(4)]
+    page = render_html(named, title="run\x1b[31m")
+    plots = re.findall(r"<svg.*?</svg>", page, flags=re.S)
+    assert len(plots) >= 1
+    assert not [plot for plot in plots if re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", plot)]
+
+
 def test_the_svg_ids_are_unique_on_the_page_and_every_reference_resolves(
     generated_page: str,
 ) -> None:

@@ -134,6 +134,20 @@ async def test_a_body_over_the_limit_is_told_the_way_round_it_for_its_route(
     assert advice in response.json()["detail"]
 
 
+@pytest.mark.parametrize("path", ["/v1/grade", "/v1/reports"])
+async def test_a_body_is_json_by_its_content_type_or_none(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", ";;;==="):
+        refused = await client.post(
+            path, content=body(GOOD), headers={"content-type": content_type}
+        )
+        assert refused.status_code == 415, refused.text
+        assert f"send the body as application/json, not {content_type!r}" in refused.text
+    untyped = await client.post(path, content=body(GOOD).replace(b"]}", b'], "n": NaN}'))
+    assert untyped.status_code == 422 and "NaN" in untyped.json()["detail"]  # decoded strictly
+
+
 @pytest.mark.parametrize("cursor", ["9223372036854775808", "-1", "1e3", "99999999999999999999999"])
 async def test_an_integer_parameter_past_its_bound_is_422(
     client: httpx.AsyncClient, cursor: str

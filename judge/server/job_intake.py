@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.message
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -39,6 +38,7 @@ from judge.json_input import JSONInputError, check, loads
 from judge.json_stream import JSONObjectStream
 from judge.rubric import Rubric
 from judge.server.intake import rubrics_for
+from judge.server.json_route import is_json, media_type
 from judge.server.state import ServerState
 from judge.transcript import Transcript
 from judge.transcript_files import parse_record
@@ -52,16 +52,12 @@ NDJSON = "application/x-ndjson"
 
 def body_kind(content_type: str | None) -> str:
     """``JSON`` or ``NDJSON`` for a Content-Type (none: JSON); 415 for anything else."""
-    if not content_type:
-        return JSON
-    message = email.message.Message()
-    message["content-type"] = content_type
-    kind = message.get_content_type()
+    kind = media_type(content_type) if content_type else JSON
     if kind == NDJSON:
         return NDJSON
-    if kind == JSON or (kind.startswith("application/") and kind.endswith("+json")):
+    if is_json(kind):
         return JSON
-    raise HTTPException(415, f"a job is sent as {JSON} or {NDJSON}, not {kind}")
+    raise HTTPException(415, f"a job is sent as {JSON} or {NDJSON}, not {content_type!r}")
 
 
 async def take_in(

@@ -3,32 +3,32 @@
 FastAPI decodes bodies with the standard ``json`` module, which keeps the last of duplicate keys
 and lets NaN, huge integers, lone surrogates and control characters through to code that fails
 on them later (a 500). ``StrictJSONRoute`` decodes the body first and hands FastAPI the result;
-what it refuses becomes a 422 whose error names the field. Control characters pass here:
+what it refuses becomes a 422 whose error names the field; a body that is not JSON by its
+Content-Type (none counts as JSON, as FastAPI reads it) a 415. Control characters pass here:
 transcript records refuse them when they are read (``parse_record``), other fields need not.
 """
 
 from __future__ import annotations
 
-import email.message
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from judge.json_input import JSONInputError, loads
 
 
-def _is_json(request: Request) -> bool:
-    content_type = request.headers.get("content-type")
-    if not content_type:
-        return False
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
+def media_type(content_type: str) -> str:
+    """``type/subtype`` of a Content-Type header, lowercased, its parameters dropped."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_json(media: str) -> bool:
+    """``application/json``, or any ``application/...+json``."""
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
     )
 
 
@@ -39,7 +39,13 @@ class StrictJSONRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict(request: Request) -> Response:
-            if self.body_field is not None and _is_json(request):
+            if self.body_field is not None:
+                content_type = request.headers.get("content-type")
+                media = media_type(content_type) if content_type else "application/json"
+                if not is_json(media):  # FastAPI would validate the raw bytes: a vague 422
+                    raise HTTPException(
+                        415, f"send the body as application/json, not {content_type!r}"
+                    )
                 body = await request.body()
                 if body:
                     try:

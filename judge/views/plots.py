@@ -11,10 +11,13 @@ with distinct markers so they also survive a grey-scale printer. Labels are draw
 
 from __future__ import annotations
 
+import contextlib
 import io
+import re
 import threading
+import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import matplotlib
@@ -53,6 +56,17 @@ ET.register_namespace("", SVG_NS)
 ET.register_namespace("xlink", XLINK_NS)
 
 
+@contextlib.contextmanager
+def _drawing(overrides: Mapping[RcKeyType, Any] | None = None) -> Iterator[None]:
+    """One figure at a time, in the report's style. A name's characters the font lacks (a
+    control character, a script DejaVu does not cover) are drawn as a box, not warned of per
+    request."""
+    style = {**STYLE, **(overrides or {})}
+    with DRAWING, matplotlib.rc_context(style), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        yield
+
+
 def style(index: int) -> dict[str, str]:
     """Colour and marker of the index-th series."""
     return {"color": OKABE_ITO[index % len(OKABE_ITO)], "marker": MARKERS[index % len(MARKERS)]}
@@ -73,7 +87,7 @@ def rate_overview(
     band = max(0.32, 0.13 * len(models))
     heights = [len(rubrics) * band + 0.3 for rubrics in categories.values()]
     offsets = _offsets(len(models), 0.62)
-    with DRAWING, matplotlib.rc_context(STYLE):
+    with _drawing():
         figure = Figure(figsize=(6.4, sum(heights) + 0.7), layout="constrained")
         axes = figure.subplots(
             len(categories), 1, sharex=True, height_ratios=heights, squeeze=False
@@ -148,7 +162,7 @@ def forest(comparisons: Sequence[Comparison], *, ident: str, title: str, descrip
     labels = [
         f"{c.rubric}: {c.model_b} - {c.model_a}" if several else c.rubric for c in comparisons
     ]
-    with DRAWING, matplotlib.rc_context(STYLE):
+    with _drawing():
         figure = Figure(figsize=(6.4, 0.32 * len(comparisons) + 1.0), layout="constrained")
         ax = figure.subplots()
         ax.axvline(0, color="#000000", linewidth=0.9, linestyle="--")
@@ -193,7 +207,7 @@ def trend(
     panels = [(cat, rubrics) for cat, rubrics in categories.items() if rubrics]
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
-    with DRAWING, matplotlib.rc_context({**STYLE, "axes.grid.axis": "y"}):
+    with _drawing({"axes.grid.axis": "y"}):
         width = max(4.2, 2.5 * columns + 0.6)
         figure = Figure(figsize=(width, 2.3 * rows + 0.4), layout="constrained")
         axes = figure.subplots(rows, columns, squeeze=False, sharey=True)
@@ -236,7 +250,7 @@ def inline_svg(figure: Figure, *, ident: str, title: str, description: str) -> s
     prefixed with ``ident``, sized by its viewBox, and labelled by its title and description."""
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})
-    root = ET.fromstring(buffer.getvalue())
+    root = ET.fromstring(_xml_characters(buffer.getvalue()))
     for metadata in root.findall(f"{{{SVG_NS}}}metadata"):
         root.remove(metadata)
     _prefix_ids(root, ident)
@@ -249,9 +263,18 @@ def inline_svg(figure: Figure, *, ident: str, title: str, description: str) -> s
     root.set("class", "plot")
     for position, (tag, text) in enumerate((("title", title), ("desc", description))):
         element = ET.Element(f"{{{SVG_NS}}}{tag}", id=f"{ident}-{tag}")
-        element.text = text
+        element.text = _xml_characters(text)
         root.insert(position, element)
     return ET.tostring(root, encoding="unicode")
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_characters(text: str) -> str:
+    """The text without the characters XML cannot hold (a model name or tag may carry control
+    characters, which matplotlib writes into the SVG as they are)."""
+    return _NOT_XML.sub("", text)
 
 
 def _prefix_ids(root: ET.Element, ident: str) -> None:
