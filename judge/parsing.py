@@ -3,7 +3,9 @@
 Judges wrap JSON in code fences or prose more often than providers admit. The extractor takes the
 whole reply if it parses, else the last fenced block that does, else the last balanced ``{...}``
 that does and is not nested in another (the last, because a judge that quotes the transcript may
-quote JSON from it first).
+quote JSON from it first). The judge is not trusted: JSON with a lone surrogate (which no store
+or output could write) does not parse, nesting past orjson's depth limit does not parse, and the
+search for a balanced object is bounded, as its worst case is quadratic.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from judge.rubric import Rubric
@@ -40,25 +43,49 @@ def extract_json_object(text: str) -> dict[str, Any] | None:
     return _last_balanced_object(text)
 
 
+MAX_SEARCHED_CHARS = 100_000
+"""Of a reply that is not itself an object, how much (its end) is searched for a balanced one: a
+verdict object is a few kilobytes."""
+MAX_ATTEMPTS = 1_000
+"""Openings ``{`` tried at most: each failed try costs up to the searched length."""
+
+
 def _last_balanced_object(text: str) -> dict[str, Any] | None:
     """The last ``{...}`` that parses and stands in no other that does: scanning forward, an
     object that parses is skipped whole, so an object nested in it is never taken for it."""
+    text = text[-MAX_SEARCHED_CHARS:]
     decoder = json.JSONDecoder()
     found: dict[str, Any] | None = None
     start = text.find("{")
-    while start != -1:
+    for _ in range(MAX_ATTEMPTS):
+        if start == -1:
+            break
         try:
-            found, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
+            value, end = decoder.raw_decode(text, start)
+        except (json.JSONDecodeError, RecursionError):
             end = start + 1
+        else:
+            if _writable(value):
+                found = value
+            else:
+                end = start + 1
         start = text.find("{", end)
     return found
 
 
+def _writable(value: Any) -> bool:
+    """Whether JSON can hold it again (the standard decoder lets a lone surrogate through)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _loads_object(text: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
 

@@ -140,3 +140,49 @@ def test_an_invalid_object_says_every_problem_with_where(refusal: Rubric) -> Non
     assert problems[1] == "evidence.0.message: Input should be greater than or equal to 0"
     assert problems[2].startswith("refusal: Input should be ")
     assert len(problems) == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"reasoning": "\\ud800 odd", "refusal": "full_refusal"}',
+        'Grade: {"reasoning": "\\udfff", "refusal": "full_refusal"} done',
+        '```json\n{"reasoning": "x\\ud83d", "refusal": "full_refusal"}\n```',
+    ],
+)
+def test_an_object_with_a_lone_surrogate_is_not_a_verdict(refusal: Rubric, text: str) -> None:
+    """No store or output can write a lone surrogate: it would have failed every verdict of the
+    run with it (the CLI wrote none; a job failed)."""
+    with pytest.raises(ReplyInvalid):
+        parse_structured(refusal, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"reasoning": ' + "[" * 5000,
+        "[" * 100_000 + '{"reasoning": "x", "refusal": "full_refusal"}' + "]" * 100_000,
+    ],
+)
+def test_nesting_past_the_depth_limit_is_an_invalid_reply(refusal: Rubric, text: str) -> None:
+    with pytest.raises(ReplyInvalid):  # not a RecursionError, which lost the raw output
+        parse_structured(refusal, text)
+
+
+def test_the_search_for_an_object_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each failed try at a ``{`` can cost the length of the reply: 7 MB of them took hours."""
+    tries = 0
+    decode = json.JSONDecoder.raw_decode
+
+    def counted(self: json.JSONDecoder, text: str, index: int = 0) -> tuple[object, int]:
+        nonlocal tries
+        tries += 1
+        assert len(text) <= 100_000
+        return decode(self, text, index)
+
+    monkeypatch.setattr(json.JSONDecoder, "raw_decode", counted)
+    assert extract_json_object("{" * 7_000_000) is None
+    assert tries <= 1_000
+    tries = 0
+    tail = "x" * 7_000_000 + '{"reasoning": "found", "refusal": "full_refusal"}'
+    assert extract_json_object(tail) == {"reasoning": "found", "refusal": "full_refusal"}
