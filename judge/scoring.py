@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from judge.rubric import Criterion, Scale
 
-_INTEGER = re.compile(r"^\s*(\d{1,3})\s*$")
+_INTEGER = re.compile(r"^\s*([0-9]{1,3})\s*$")
+"""ASCII digits only: ``int`` reads other scripts' digits too (``"٩٩"`` is 99)."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,12 @@ def logprob_expectation(
         if match and scale.min <= int(match.group(1)) <= scale.max:
             value = int(match.group(1))
             numeric[value] = numeric.get(value, 0.0) + math.exp(logprob)
-    mass = sum(numeric.values())
+    total = sum(numeric.values())
+    mass = min(total, 1.0)  # a server's rounding can pass 1 by a hair
     top = max(top_logprobs, key=lambda pair: pair[1])[0] if top_logprobs else ""
     if mass < min_mass:
         return LogprobScore(None, mass, top)
-    mean = sum(v * p for v, p in numeric.items()) / mass
+    mean = sum(v * p for v, p in numeric.items()) / total
     # a mean of numbers on the scale is on it; rounding can put it a hair past an end
     return LogprobScore(min(max(mean, scale.min), scale.max), mass, top)
 

@@ -98,6 +98,15 @@ async def test_an_endpoint_that_is_down_fails_fast_as_unreachable(
          b' [{"token": "5", "logprob": 3.0}]}]}}]}', "malformed reply"),
         (b'{"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": -5}}',
          "malformed reply"),
+        (b'{"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 1e30}}',
+         "malformed reply"),
+        (b'{"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": '
+         b'9223372036854775809}}', "malformed reply"),
+        (b'{"choices": [{"message": {"content": [{"type": "text", "text": {"refusal": '
+         b'"full_refusal"}}]}}]}', "a content part's text must be a string"),
+        (b'{"choices": [{"message": {"content": "5"}, "logprobs": {"content": [{"top_logprobs":'
+         b' [{"token": "5", "logprob": 0}, {"token": "5", "logprob": 0}]}]}}]}',
+         "probabilities sum to more than 1"),
     ],
 )  # fmt: skip
 async def test_a_malformed_reply_is_a_provider_error(
@@ -111,12 +120,9 @@ async def test_a_malformed_reply_is_a_provider_error(
 ) -> None:
     fake_server.script(Reply(raw_body=body))
     verdict = await Grader(JudgePlan([make_judge(max_retries=0)])).grade(single_turn, refusal)
-    if force_litellm:  # litellm reads some of these leniently; whatever it makes, no crash
-        assert verdict.status == Status.GRADED or verdict.error is not None
-        return
-    assert verdict.status == Status.ERROR
+    assert verdict.status == Status.ERROR  # on either transport: one reading of a reply
     assert verdict.error is not None and verdict.error.kind == ErrorKind.PROVIDER
-    assert reason in verdict.error.message
+    assert force_litellm or reason in verdict.error.message  # litellm words some its own way
 
 
 async def test_a_reply_too_large_to_be_a_verdict_is_refused(
@@ -128,3 +134,15 @@ async def test_a_reply_too_large_to_be_a_verdict_is_refused(
     verdict = await Grader(JudgePlan([judge])).grade(single_turn, refusal)
     assert verdict.error is not None and "over 8388608 bytes" in verdict.error.message
     assert not math.isnan(verdict.judges[0].latency_ms)
+
+
+async def test_a_lone_surrogate_in_the_judges_json_is_an_invalid_reply_not_a_crash(
+    make_judge: Any, fake_server: FakeJudgeServer, refusal: Rubric, single_turn: Transcript
+) -> None:
+    """The reply's JSON is fine; the verdict object inside its text holds ``\\ud800``, which
+    no verdict can be written with (a CLI run with one such reply wrote no verdict at all)."""
+    inner = '{"reasoning": "\\ud800 odd", "evidence": [], "refusal": "full_refusal"}'
+    fake_server.script(Reply(content=inner), Reply(content=inner))
+    verdict = await Grader(JudgePlan([make_judge(max_retries=0)])).grade(single_turn, refusal)
+    assert verdict.error is not None and verdict.error.kind == ErrorKind.PARSE
+    assert json.loads(verdict.model_dump_json())["status"] == "error"  # it can be written

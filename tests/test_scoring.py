@@ -67,6 +67,22 @@ def test_a_score_never_leaves_the_scale_by_rounding() -> None:
     assert (top.score, low.score) == (55, 3)
 
 
+def test_only_ascii_digits_are_numbers() -> None:
+    """``int`` reads other scripts' digits: Arabic-Indic "99" would have scored 99."""
+    arabic_indic_99, fullwidth_100 = "\u0669\u0669", "\uff11\uff10\uff10"
+    pairs = [(arabic_indic_99, math.log(0.5)), (fullwidth_100, math.log(0.3)), ("20", -1.6)]
+    scored = logprob_expectation(pairs, SCALE, min_mass=0.1)
+    assert scored.score == pytest.approx(20.0)
+    assert scored.numeric_mass == pytest.approx(0.2, rel=0.01)
+    assert sampled_number("\u0667", Scale(min=0, max=9)) is None
+
+
+def test_the_numeric_mass_is_a_probability_however_the_server_rounds() -> None:
+    """A server's rounding can put the alternatives' sum a hair past 1 (0.951 + 0.050)."""
+    scored = logprob_expectation([("3", -0.05), ("4", -3.0)], SCALE, min_mass=0.1)
+    assert scored.numeric_mass == 1.0
+
+
 def test_no_logprobs_at_all_is_no_score_and_no_top_token() -> None:
     scored = logprob_expectation([], SCALE, min_mass=0.25)
     assert (scored.score, scored.numeric_mass, scored.top_token) == (None, 0.0, "")
@@ -92,12 +108,17 @@ def test_the_expectation_is_the_weighted_mean_over_in_scale_integers_only(
     weights: dict[int, float] = {}
     for token, logprob in pairs:
         text = token.strip()
-        if text.isdigit() and len(text) <= 3 and scale.min <= int(text) <= scale.max:
+        if (
+            text.isascii()
+            and text.isdigit()
+            and len(text) <= 3
+            and scale.min <= int(text) <= scale.max
+        ):
             weights[int(text)] = weights.get(int(text), 0.0) + math.exp(logprob)
     mass = sum(weights.values())
     scored = logprob_expectation(pairs, scale, min_mass=min_mass)
-    assert scored.numeric_mass == pytest.approx(mass)
-    if mass < min_mass:
+    assert scored.numeric_mass == pytest.approx(min(mass, 1.0))  # a probability
+    if min(mass, 1.0) < min_mass:
         assert scored.score is None
     else:
         expected = sum(value * weight for value, weight in weights.items()) / mass

@@ -16,6 +16,7 @@ from judge.rubric import Rubric
 from judge.testing.fake_server import FakeJudgeServer, Reply
 from judge.transcript import Transcript
 from judge.transports import HTTPTransport, LitellmTransport, resolve
+from judge.transports.base import parse_retry_after
 
 
 def structured(label: str) -> Reply:
@@ -116,3 +117,15 @@ def test_resolution_sends_only_openai_compatible_endpoints_over_plain_http(
     assert isinstance(other, LitellmTransport)
     forced = resolve("openai/qwen", "http://127.0.0.1:8000/v1", None, 30, force_litellm=True)
     assert isinstance(forced, LitellmTransport)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("2", 2.0), ("0", 0.0), ("1e12", 1e12), (None, None), ("nan", None), ("inf", None),
+     ("-5", None), ("Wed, 21 Oct 2015 07:28:00 GMT", None)],
+)  # fmt: skip
+def test_retry_after_is_a_finite_number_of_seconds_or_nothing(
+    header: str | None, seconds: float | None
+) -> None:
+    """A wait of NaN seconds never ends: asyncio.sleep(nan) waited for an unrelated timer."""
+    assert parse_retry_after(header) == seconds

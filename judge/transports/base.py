@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,8 +56,10 @@ class Transport(Protocol):
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """A ``Retry-After`` header in seconds, when it is a number."""
+    """A ``Retry-After`` header in seconds, when it is a number of them (``nan`` is not: a
+    wait of NaN seconds never ends; nor is a negative number)."""
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    return seconds if seconds is not None and 0 <= seconds < math.inf else None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import orjson
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from judge.errors import ErrorKind
 from judge.transports.base import Completion, TransportError, parse_retry_after
@@ -139,6 +140,15 @@ class _TopLogprob(BaseModel):
 class _TokenLogprobs(BaseModel):
     top_logprobs: list[_TopLogprob] = []
 
+    @model_validator(mode="after")
+    def _a_distribution(self) -> _TokenLogprobs:
+        """Alternatives of one token are exclusive: their probabilities sum to at most 1 (a
+        hair more from rounding). More is not a judge's distribution, and would make a logprob
+        score's numeric mass, its confidence, more than 1."""
+        if sum(math.exp(item.logprob) for item in self.top_logprobs) > 1.01:
+            raise ValueError("the top_logprobs' probabilities sum to more than 1")
+        return self
+
 
 class _Logprobs(BaseModel):
     content: list[_TokenLogprobs] | None = None
@@ -151,9 +161,13 @@ class _Message(BaseModel):
     @field_validator("content", mode="before")
     @classmethod
     def _text_parts(cls, value: Any) -> Any:
-        """Some servers send content parts (``[{"type": "text", "text": ...}]``): join them."""
+        """Some servers send content parts (``[{"type": "text", "text": ...}]``): join their
+        texts (a part whose text is not a string is a malformed reply, not text to read)."""
         if isinstance(value, list):
-            return "".join(str(p.get("text", "")) for p in value if isinstance(p, dict))
+            texts = [part.get("text", "") for part in value if isinstance(part, dict)]
+            if not all(isinstance(text, str) for text in texts):
+                raise ValueError("a content part's text must be a string")
+            return "".join(texts)
         return value
 
 
@@ -163,14 +177,22 @@ class _Choice(BaseModel):
     logprobs: _Logprobs | None = None
 
 
+MAX_TOKENS_A_CALL = 10**8
+"""No call reads or writes more tokens: a count past it is a broken (or hostile) endpoint's, and
+would be billed."""
+_TokenCount = Annotated[int | None, Field(default=None, ge=0, le=MAX_TOKENS_A_CALL)]
+
+
 class _PromptTokens(BaseModel):
-    cached_tokens: int | None = Field(default=None, ge=0)
+    cached_tokens: _TokenCount = None
 
 
 class _Usage(BaseModel):
-    prompt_tokens: int | None = Field(default=None, ge=0)
-    completion_tokens: int | None = Field(default=None, ge=0)
+    prompt_tokens: _TokenCount = None
+    completion_tokens: _TokenCount = None
     prompt_tokens_details: _PromptTokens | None = None
+    cache_creation_input_tokens: _TokenCount = None
+    """Anthropic's (through litellm): input written to its prompt cache."""
 
 
 class _Reply(BaseModel):
@@ -182,7 +204,8 @@ class _Reply(BaseModel):
 
 def parse_completion(raw: bytes | dict[str, Any]) -> Completion:
     """An OpenAI chat completion (the bytes of a reply, or the parsed body a provider batch's
-    output line holds) as a ``Completion``; a ``TransportError`` when it is malformed."""
+    output line holds) as a ``Completion``; a ``TransportError`` when it is malformed. Every
+    transport's reply is read here, so that every judge is held to the same shape."""
     try:
         if isinstance(raw, bytes):
             reply = _Reply.model_validate_json(raw)
@@ -209,4 +232,5 @@ def parse_completion(raw: bytes | dict[str, Any]) -> Completion:
         input_tokens=usage.prompt_tokens or 0,
         output_tokens=usage.completion_tokens or 0,
         cached_input_tokens=(usage.prompt_tokens_details or _PromptTokens()).cached_tokens or 0,
+        cache_write_tokens=usage.cache_creation_input_tokens or 0,
     )

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
+import orjson
+
 from judge.errors import ErrorKind
 from judge.heap import freeze_long_lived
 from judge.transports.base import Completion, Transport, TransportError, parse_retry_after
-from judge.transports.http import HTTPTransport
+from judge.transports.http import HTTPTransport, parse_completion
 
 
 @cache
@@ -73,27 +75,15 @@ class LitellmTransport:
             )
         except Exception as exc:
             raise _classify_litellm(litellm, exc) from exc
-        choice = response.choices[0]
-        logprobs = getattr(choice, "logprobs", None)
-        content = getattr(logprobs, "content", None) if logprobs is not None else None
-        usage = getattr(response, "usage", None)
-        return Completion(
-            content=choice.message.content or "",
-            refusal=getattr(choice.message, "refusal", None),
-            finish_reason=choice.finish_reason,
-            top_logprobs=(
-                [(item.token, item.logprob) for item in content[0].top_logprobs or []]
-                if content
-                else None
-            ),
-            input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            cached_input_tokens=getattr(
-                getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0
-            )
-            or 0,
-            cache_write_tokens=getattr(usage, "cache_creation_input_tokens", 0) or 0,
-        )
+        try:  # the reply read exactly as the HTTP transport reads one, through its JSON
+            raw = orjson.dumps(response.model_dump())
+        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. a lone surrogate, a 2**70
+            raise TransportError(
+                ErrorKind.PROVIDER,
+                f"malformed reply from the judge endpoint ({exc})",
+                transient=False,
+            ) from None
+        return parse_completion(raw)
 
 
 def with_cache_breakpoint(
