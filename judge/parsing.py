@@ -91,6 +91,8 @@ def _loads_object(text: str) -> dict[str, Any] | None:
 
 
 def _extracted(rubric: Rubric, text: str) -> Any:
+    if not text.strip():
+        raise ReplyInvalid("the reply is empty", found_json=False)
     document = extract_json_object(text)
     if document is None:
         raise ReplyInvalid("the reply holds no JSON object", found_json=False)

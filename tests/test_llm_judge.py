@@ -209,6 +209,26 @@ async def test_judge_refusal_is_a_judge_refused_error(
     assert verdict.label is None
 
 
+@pytest.mark.parametrize("reply", [Reply(content=""), Reply(content=None), Reply(content=" \n")])
+async def test_an_empty_reply_is_a_parse_error_not_a_refusal(
+    reply: Reply,
+    llm_judge: LLMJudge,
+    fake_server: FakeJudgeServer,
+    refusal: Rubric,
+    single_turn: Transcript,
+) -> None:
+    """A judge that declines says so; one that says nothing is a broken reply (and a fallback
+    judge, asked on a refusal, should not be paid for it)."""
+    fake_server.responder = lambda body: reply
+    try:
+        verdict = await grader(llm_judge).grade(single_turn, refusal)
+    finally:
+        fake_server.responder = FakeJudgeServer().responder
+
+    assert verdict.error is not None and verdict.error.kind == ErrorKind.PARSE
+    assert "the reply is empty" in verdict.error.message
+
+
 def em_responder(aligned: Reply, coherent: Reply) -> Any:
     """Answer the EM rubric's two logprob prompts, told apart by their wording."""
 

@@ -113,7 +113,7 @@ def _read_structured(
             return Reask(
                 [{"role": "assistant", "content": text}, {"role": "user", "content": reask}]
             )
-        if not exc.found_json and phrase_label(text) != "full_compliance":
+        if not exc.found_json and text.strip() and phrase_label(text) != "full_compliance":
             raise JudgeCallError(
                 ErrorKind.JUDGE_REFUSED, f"the judge declined: {text[:200]}", raw_output=text
             ) from None
