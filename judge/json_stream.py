@@ -125,6 +125,8 @@ class JSONObjectStream:
             self._parser.close()
         except ijson.JSONError as exc:
             raise _syntax(exc) from None
+        for event, value in self._events:  # a number at the very end is whole only now
+            self._event(event, value)
         return items
 
     def _consume(self, data: bytes, *, final: bool) -> list[Any]:

@@ -101,9 +101,11 @@ def test_what_loads_refuses_is_refused_with_its_field(
         loads(data)
 
 
-def test_the_body_must_be_an_object() -> None:
+@pytest.mark.parametrize("body", [b'["a"]', b"1", b"-2.5e3 ", b"true", b'"text"', b"null"])
+def test_the_body_must_be_an_object(body: bytes) -> None:
+    """A bare number is whole only when the input ends: the parser's last events count too."""
     with pytest.raises(JSONInputError, match="must be a JSON object"):
-        decode(b'["a"]', [1])
+        decode(body, [1])
 
 
 def test_a_byte_order_mark_is_dropped_as_loads_drops_it() -> None:
