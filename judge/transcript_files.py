@@ -77,6 +77,9 @@ def parse_record(
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
         raise TranscriptError(error["msg"], line=line, field=field) from None
+    group = transcript.metadata.get("group")
+    if group is not None and (isinstance(group, bool) or not isinstance(group, str | int)):
+        raise TranscriptError("a group id is a string or an integer", line=line, field="group")
     if max_chars is not None:
         _check_size(transcript, max_chars, line)
     return transcript

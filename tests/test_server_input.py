@@ -66,6 +66,8 @@ async def post(client: httpx.AsyncClient, path: str, content: bytes) -> httpx.Re
          "transcripts[0]: field 'messages.1.tool_calls'", "'function' must be an object"),
         (body('{"messages": [{"role": "user", "content": "q", "pad": "' + "x" * 1500 + '"}]}'),
          "transcripts[0]: field 'messages'", "JUDGE_MAX_TRANSCRIPT_CHARS"),
+        (body('{"prompt": "q", "response": "a", "group": {"a": 1}}'),
+         "transcripts[0]: field 'group'", "a group id is a string or an integer"),
         (body('{"id": "' + "i" * 1025 + '", "prompt": "q", "response": "a"}'),
          "transcripts[0]: field 'id'", "an id is at most 1024"),
         (b'{"transcripts": [' + GOOD.encode() + b'], "rubrics": ["\\ud800"]}',
