@@ -47,7 +47,8 @@ MAX_SEARCHED_CHARS = 100_000
 """Of a reply that is not itself an object, how much (its end) is searched for a balanced one: a
 verdict object is a few kilobytes."""
 MAX_ATTEMPTS = 1_000
-"""Openings ``{`` tried at most: each failed try costs up to the searched length."""
+"""Openings ``{`` tried at most (each failed try costs up to the searched length); a reply with
+more holds no object that can be trusted to be the last."""
 
 
 def _last_balanced_object(text: str) -> dict[str, Any] | None:
@@ -59,7 +60,7 @@ def _last_balanced_object(text: str) -> dict[str, Any] | None:
     start = text.find("{")
     for _ in range(MAX_ATTEMPTS):
         if start == -1:
-            break
+            return found
         try:
             value, end = decoder.raw_decode(text, start)
         except (json.JSONDecodeError, RecursionError):
@@ -70,7 +71,7 @@ def _last_balanced_object(text: str) -> dict[str, Any] | None:
             else:
                 end = start + 1
         start = text.find("{", end)
-    return found
+    return None  # tries left over: what was found may not be the last object, and no guess
 
 
 def _writable(value: Any) -> bool:

@@ -37,7 +37,8 @@ def parse_record(
 ) -> Transcript:
     """Turn one decoded JSON record into a transcript, or raise ``TranscriptError``.
 
-    ``max_chars`` bounds the text of the messages, and separately the size of the metadata.
+    ``max_chars`` bounds the messages (all they hold), and separately the size of the metadata;
+    an id is at most ``MAX_ID_CHARS``.
     """
     if not isinstance(record, dict):
         raise TranscriptError(
@@ -78,6 +79,11 @@ def parse_record(
         field = ".".join(str(part) for part in error["loc"])
         raise TranscriptError(error["msg"], line=line, field=field) from None
     group = transcript.metadata.get("group")
+    if isinstance(group, float) and group.is_integer():  # 3.0, as pandas writes a gappy column
+        group = int(group)
+        transcript = transcript.model_copy(
+            update={"metadata": {**transcript.metadata, "group": group}}
+        )
     if group is not None and (isinstance(group, bool) or not isinstance(group, str | int)):
         raise TranscriptError("a group id is a string or an integer", line=line, field="group")
     if max_chars is not None:
@@ -90,8 +96,8 @@ MAX_ID_CHARS = 1024
 
 
 def _check_size(transcript: Transcript, max_chars: int, line: int | None) -> None:
-    """Every field of a record counts against ``max_chars``: the messages whole (names, tool
-    calls and any extra keys besides the text), the metadata, and the id."""
+    """The id against ``MAX_ID_CHARS``; the messages, whole (names, tool calls and any extra keys
+    besides the text), and the metadata, each against ``max_chars``."""
     if transcript.id is not None and len(transcript.id) > MAX_ID_CHARS:
         raise TranscriptError(
             f"holds {len(transcript.id)} characters; an id is at most {MAX_ID_CHARS}",

@@ -105,7 +105,7 @@ async def test_an_endpoint_that_is_down_fails_fast_as_unreachable(
         (b'{"choices": [{"message": {"content": [{"type": "text", "text": {"refusal": '
          b'"full_refusal"}}]}}]}', "a content part's text must be a string"),
         (b'{"choices": [{"message": {"content": "5"}, "logprobs": {"content": [{"top_logprobs":'
-         b' [{"token": "5", "logprob": 0}, {"token": "5", "logprob": 0}]}]}}]}',
+         b' [{"token": "5", "logprob": -0.1}, {"token": "6", "logprob": -0.1}]}]}}]}',
          "probabilities sum to more than 1"),
     ],
 )  # fmt: skip

@@ -160,6 +160,7 @@ async def test_a_body_that_stops_coming_is_408_and_leaves_no_job(impatient: Serv
 
     assert response.status_code == 408, response.text
     assert response.json()["title"] == "Request Timeout"
+    assert response.headers["connection"] == "close"  # the rest of the body is not read
     assert "no bytes for 0.3 s (JUDGE_BODY_IDLE_SECONDS)" in response.json()["detail"]
     assert time.perf_counter() - started < 10
     assert impatient.leftovers() == 0

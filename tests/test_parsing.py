@@ -183,6 +183,8 @@ def test_the_search_for_an_object_is_bounded(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(json.JSONDecoder, "raw_decode", counted)
     assert extract_json_object("{" * 7_000_000) is None
     assert tries <= 1_000
+    # past the tries, an object found early may be a quoted one, not the last: no guess
+    assert extract_json_object('{"quoted": 1} ' + "{" * 2_000 + ' {"verdict": 2}') is None
     tries = 0
     tail = "x" * 7_000_000 + '{"reasoning": "found", "refusal": "full_refusal"}'
     assert extract_json_object(tail) == {"reasoning": "found", "refusal": "full_refusal"}

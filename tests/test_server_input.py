@@ -118,6 +118,7 @@ async def test_a_chunked_body_over_the_limit_is_413_without_reading_on(
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     assert "request body over 65536 bytes" in response.json()["detail"]
+    assert response.headers["connection"] == "close"
     assert len(sent) < 100  # it stopped reading soon after the limit
 
 
@@ -137,17 +138,16 @@ async def test_a_body_over_the_limit_is_told_the_way_round_it_for_its_route(
 
 
 @pytest.mark.parametrize("path", ["/v1/grade", "/v1/reports"])
-async def test_a_body_is_json_by_its_content_type_or_none(
-    client: httpx.AsyncClient, path: str
-) -> None:
+async def test_a_body_is_json_by_its_content_type(client: httpx.AsyncClient, path: str) -> None:
     for content_type in ("text/plain", "application/x-www-form-urlencoded", ";;;==="):
         refused = await client.post(
             path, content=body(GOOD), headers={"content-type": content_type}
         )
         assert refused.status_code == 415, refused.text
         assert f"send the body as application/json, not {content_type!r}" in refused.text
-    untyped = await client.post(path, content=body(GOOD).replace(b"]}", b'], "n": NaN}'))
-    assert untyped.status_code == 422 and "NaN" in untyped.json()["detail"]  # decoded strictly
+    untyped = await client.post(path, content=body(GOOD))
+    assert untyped.status_code == 415
+    assert "send the body as application/json, not no Content-Type" in untyped.text
 
 
 @pytest.mark.parametrize("cursor", ["9223372036854775808", "-1", "1e3", "99999999999999999999999"])

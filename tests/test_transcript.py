@@ -46,6 +46,14 @@ def test_unknown_fields_are_kept_in_metadata() -> None:
     assert transcript.metadata == {"gold": "B", "model": "m"}
 
 
+def test_a_whole_float_group_id_is_its_integer() -> None:
+    """pandas writes an integer column with gaps as floats: group 3.0 is group 3."""
+    written = parse_record({"prompt": "q", "response": "a", "group": 3.0})
+    assert written.metadata["group"] == 3 and isinstance(written.metadata["group"], int)
+    with pytest.raises(TranscriptError, match="a group id is a string or an integer"):
+        parse_record({"prompt": "q", "response": "a", "group": 3.5})
+
+
 def test_tool_calls_and_content_parts_are_kept() -> None:
     transcript = parse_record(
         {

@@ -17,6 +17,7 @@ from judge.testing.fake_server import FakeJudgeServer, Reply
 from judge.transcript import Transcript
 from judge.transports import HTTPTransport, LitellmTransport, resolve
 from judge.transports.base import parse_retry_after
+from judge.transports.http import parse_completion
 
 
 def structured(label: str) -> Reply:
@@ -129,3 +130,17 @@ def test_retry_after_is_a_finite_number_of_seconds_or_nothing(
 ) -> None:
     """A wait of NaN seconds never ends: asyncio.sleep(nan) waited for an unrelated timer."""
     assert parse_retry_after(header) == seconds
+
+
+def test_a_token_listed_twice_among_the_alternatives_counts_once() -> None:
+    """Some vLLM versions list the sampled token twice; its probability is not doubled."""
+    reply = {
+        "choices": [{"message": {"content": "7"}, "logprobs": {"content": [{"top_logprobs": [
+            {"token": "7", "logprob": -0.05}, {"token": "7", "logprob": -0.05},
+            {"token": "8", "logprob": -3.0}, {"token": "x", "logprob": -9.0}]}]}}]
+    }  # fmt: skip
+    completion = parse_completion(reply)
+    assert completion.top_logprobs == [("7", -0.05), ("8", -3.0), ("x", -9.0)]
+    no_alternatives = {"choices": [{"message": {"content": "7"}, "logprobs": {"content": [
+        {"token": "7", "logprob": 0.0, "top_logprobs": None}]}}]}  # fmt: skip
+    assert parse_completion(no_alternatives).top_logprobs == []

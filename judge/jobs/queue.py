@@ -190,7 +190,7 @@ async def grade_job(ctx: WorkerContext, *, job_id: str) -> str:
     try:
         return await runner.run_job(job_id)
     except NotFoundError:  # deleted, or gone from Redis (flushed, expired): nothing to grade
-        logger.warning("queued job %s is not in the job store; dropped", job_id)
+        logger.info("queued job %s is not in the job store; dropped", job_id)
         return "missing"
     finally:
         beating.cancel()

@@ -168,8 +168,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         return response
 
     async def client_gone(request: Request, exc: Exception) -> JSONResponse:
-        # Not the server's error, and nobody is left to read the answer: a line, no traceback.
-        logger.info("client went away during %s %s", request.method, request.url.path)
+        # Not the server's error, and nobody is left to read the answer: a line, no traceback
+        # (none when BodyLimit cut the body off: it answers, and its access line says so).
+        if not getattr(request.state, "body_refused", False):
+            logger.info("client went away during %s %s", request.method, request.url.path)
         return problem(400, "the client closed the connection before the whole body came")
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

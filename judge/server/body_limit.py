@@ -19,6 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from judge.server.state import send_problem
 
+_CLOSE = {"connection": "close"}
+"""A refused body's connection is closed: the rest of the body would otherwise be read as the
+next request, or keep the connection open as long as it trickles in."""
+
 
 class BodyLimit:
     """ASGI middleware: refuse a body over ``limit_for(path)`` bytes with a 413, and one that
@@ -36,15 +40,21 @@ class BodyLimit:
         limit = self.limit_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await send_problem(send, 413, _too_large(limit, scope["path"]))
+            await send_problem(send, 413, _too_large(limit, scope["path"]), _CLOSE)
             return
         received = 0
         whole = False
         refusal: tuple[int, str] | None = None
         started = False
 
+        def refuse(status: int, detail: str) -> Message:
+            nonlocal refusal
+            refusal = (status, detail)
+            scope.setdefault("state", {})["body_refused"] = True  # not the client that left
+            return {"type": "http.disconnect"}
+
         async def limited_receive() -> Message:
-            nonlocal received, whole, refusal
+            nonlocal received, whole
             if refusal is not None:
                 return {"type": "http.disconnect"}
             if whole:  # past the body, receive waits for the client to leave: no time limit
@@ -53,14 +63,12 @@ class BodyLimit:
                 async with asyncio.timeout(self.idle_seconds):  # a timer, not a task a chunk
                     message = await receive()
             except TimeoutError:
-                refusal = (408, _stalled(self.idle_seconds))
-                return {"type": "http.disconnect"}
+                return refuse(408, _stalled(self.idle_seconds))
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 whole = not message.get("more_body", False)
                 if received > limit:
-                    refusal = (413, _too_large(limit, scope["path"]))
-                    return {"type": "http.disconnect"}
+                    return refuse(413, _too_large(limit, scope["path"]))
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -76,7 +84,7 @@ class BodyLimit:
             if refusal is None:
                 raise
         if refusal is not None and not started:
-            await send_problem(send, *refusal)
+            await send_problem(send, *refusal, _CLOSE)
 
 
 def _too_large(limit: int, path: str) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import aiohttp
 import orjson
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from judge.errors import ErrorKind
 from judge.transports.base import Completion, TransportError, parse_retry_after
@@ -138,16 +138,25 @@ class _TopLogprob(BaseModel):
 
 
 class _TokenLogprobs(BaseModel):
-    top_logprobs: list[_TopLogprob] = []
+    top_logprobs: list[_TopLogprob] | None = None
 
-    @model_validator(mode="after")
-    def _a_distribution(self) -> _TokenLogprobs:
-        """Alternatives of one token are exclusive: their probabilities sum to at most 1 (a
-        hair more from rounding). More is not a judge's distribution, and would make a logprob
-        score's numeric mass, its confidence, more than 1."""
-        if sum(math.exp(item.logprob) for item in self.top_logprobs) > 1.01:
-            raise ValueError("the top_logprobs' probabilities sum to more than 1")
-        return self
+
+def _alternatives(token: _TokenLogprobs) -> list[tuple[str, float]]:
+    """The first token's alternatives, each token once (some vLLM versions list the sampled
+    token twice); ``TransportError`` when their probabilities still sum past 1 (a hair more is
+    rounding): that is no judge's distribution, and would make a logprob score's numeric mass,
+    its confidence, more than 1."""
+    alternatives: dict[str, float] = {}
+    for item in token.top_logprobs or []:
+        alternatives.setdefault(item.token, item.logprob)
+    if sum(math.exp(logprob) for logprob in alternatives.values()) > 1.01:
+        raise TransportError(
+            ErrorKind.PROVIDER,
+            "malformed reply from the judge endpoint (the top_logprobs' probabilities sum to "
+            "more than 1)",
+            transient=False,
+        )
+    return list(alternatives.items())
 
 
 class _Logprobs(BaseModel):
@@ -226,9 +235,7 @@ def parse_completion(raw: bytes | dict[str, Any]) -> Completion:
         content=choice.message.content or "",
         refusal=choice.message.refusal,
         finish_reason=choice.finish_reason,
-        top_logprobs=(
-            [(item.token, item.logprob) for item in tokens[0].top_logprobs] if tokens else None
-        ),
+        top_logprobs=_alternatives(tokens[0]) if tokens else None,
         input_tokens=usage.prompt_tokens or 0,
         output_tokens=usage.completion_tokens or 0,
         cached_input_tokens=(usage.prompt_tokens_details or _PromptTokens()).cached_tokens or 0,

@@ -77,7 +77,7 @@ class LitellmTransport:
             raise _classify_litellm(litellm, exc) from exc
         try:  # the reply read exactly as the HTTP transport reads one, through its JSON
             raw = orjson.dumps(response.model_dump())
-        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. a lone surrogate, a 2**70
+        except Exception as exc:  # e.g. a lone surrogate, a 2**70: nothing JSON can carry
             raise TransportError(
                 ErrorKind.PROVIDER,
                 f"malformed reply from the judge endpoint ({exc})",

@@ -48,6 +48,9 @@ STYLE: dict[RcKeyType, Any] = {
     "axes.titlelocation": "left",
     "legend.frameon": False,
 }
+warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+"""A name's characters the font lacks (a control character, a script DejaVu does not cover) are
+drawn as boxes, not warned of per request (set once: ``catch_warnings`` is not thread-safe)."""
 DRAWING = threading.Lock()
 """matplotlib's settings are process-wide: one figure at a time (a server renders in threads)."""
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -58,12 +61,8 @@ ET.register_namespace("xlink", XLINK_NS)
 
 @contextlib.contextmanager
 def _drawing(overrides: Mapping[RcKeyType, Any] | None = None) -> Iterator[None]:
-    """One figure at a time, in the report's style. A name's characters the font lacks (a
-    control character, a script DejaVu does not cover) are drawn as a box, not warned of per
-    request."""
-    style = {**STYLE, **(overrides or {})}
-    with DRAWING, matplotlib.rc_context(style), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+    """One figure at a time, in the report's style."""
+    with DRAWING, matplotlib.rc_context({**STYLE, **(overrides or {})}):
         yield
 
 
