@@ -63,7 +63,7 @@ async def test_each_route_declares_the_statuses_it_returns(client: httpx.AsyncCl
         "422",
         "503",
     }  # 200: dry run
-    assert statuses("/v1/grade", "post") == {"200", "413", "422"}
+    assert statuses("/v1/grade", "post") == {"200", "413", "415", "422"}
     assert statuses("/v1/jobs/{job_id}", "delete") == {"204", "404", "422", "503"}
     assert statuses("/v1/jobs/{job_id}/cancel", "post") >= {"200", "404", "503"}
     assert statuses("/readyz", "get") == {"200", "503"}

@@ -16,7 +16,7 @@ from judge.wire import GradeCreate, GradePublic
 router = APIRouter(tags=["grading"], route_class=StrictJSONRoute)
 
 
-@router.post("/v1/grade", responses=errors(413, 422))
+@router.post("/v1/grade", responses=errors(413, 415, 422))
 async def grade(body: GradeCreate, state: State) -> GradePublic:
     """Grade a small batch and wait for the verdicts: one per (transcript, rubric) in input order,
     then one per (group, paired or group rubric)."""

@@ -33,7 +33,7 @@ HTML_RESPONSE: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/v1/reports",
     response_model=ReportPublic,
-    responses={**HTML_RESPONSE, **errors(404, 422, 503)},
+    responses={**HTML_RESPONSE, **errors(404, 415, 422, 503)},
 )
 async def create_report(
     body: ReportCreate, state: State, request: Request, format: Format = None
