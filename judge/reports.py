@@ -448,7 +448,9 @@ class JudgeUsage(BaseModel):
 
 def judge_usage(verdicts: Iterable[Verdict]) -> list[JudgeUsage]:
     """Per judge model, over every call of every verdict; tokens and cost count only the calls
-    that were paid for (a cache hit repeats its first call's numbers but costs nothing)."""
+    that were paid for (a cache hit repeats its first call's numbers but costs nothing). A call
+    never made (``attempts`` 0: no judge could grade it, or a budget refused it) is no call and
+    no failed call, as in the CLI's summary: its scoring counts it as "not made"."""
     usage: dict[str, JudgeUsage] = {}
     samples: dict[str, set[int]] = defaultdict(set)
     for verdict in verdicts:
@@ -456,6 +458,9 @@ def judge_usage(verdicts: Iterable[Verdict]) -> list[JudgeUsage]:
             usage.setdefault(model, JudgeUsage(model=model)).verdicts += 1
         for call in verdict.judges:
             entry = usage[call.model]
+            if not call.cached and not call.attempts:  # no judge could take it, or a budget
+                entry.scoring["not made"] = entry.scoring.get("not made", 0) + 1  # refused it
+                continue
             samples[call.model].add(call.sample)
             scoring = call.scoring or ("failed" if call.error else "none")
             entry.scoring[scoring] = entry.scoring.get(scoring, 0) + 1

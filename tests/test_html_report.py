@@ -11,10 +11,10 @@ import pytest
 
 from judge.agreement import judge_agreement
 from judge.cli import main
-from judge.errors import UsageError
+from judge.errors import ErrorKind, UsageError
 from judge.rubric import RubricLibrary
 from judge.transcript import Transcript
-from judge.verdict import Evidence, JudgeResult, RubricRef, Status, Verdict
+from judge.verdict import Evidence, JudgeResult, RubricRef, Status, Verdict, VerdictError
 from judge.views import evidence
 from judge.views.html import render_html
 from tests.browser import Dom
@@ -143,6 +143,16 @@ def test_control_characters_in_names_do_not_break_the_plots() -> None:
     plots = re.findall(r"<svg.*?</svg>", page, flags=re.S)
     assert len(plots) >= 1
     assert not [plot for plot in plots if re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", plot)]
+
+
+def test_a_judge_whose_calls_were_never_made_has_a_row_of_zeros() -> None:
+    """The offline judge cannot grade every rubric: its calls for those are never made."""
+    never = JudgeResult(model="offline", sample=0, criteria=("refusal",), attempts=0,
+                        error=VerdictError(kind=ErrorKind.NO_JUDGE, message="cannot"))  # fmt: skip
+    unmade = verdict("m", "p", False, status=Status.ERROR, judges=[never])
+    page = render_html([unmade])  # the cache-hit share of no calls divided by zero
+    row = '<th scope="row">offline</th><td>1</td><td>0</td><td>0</td><td>0</td>'
+    assert row in page and "not made 1" in page
 
 
 def test_the_svg_ids_are_unique_on_the_page_and_every_reference_resolves(

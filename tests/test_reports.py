@@ -513,6 +513,13 @@ def test_judge_usage_counts_each_call_and_treats_missing_numbers_as_zero() -> No
     assert (usage.input_tokens, usage.output_tokens, usage.cost_usd) == (0, 0, 0.0)
     assert usage.scoring == {"none": 3, "failed": 2}
 
+    never = JudgeResult(model="j", sample=0, criteria=("refusal",), attempts=0,
+                        error=VerdictError(kind=ErrorKind.NO_JUDGE, message="offline"))  # fmt: skip
+    unmade = verdict("m", "b", None, Status.ERROR).model_copy(update={"judges": [never]})
+    [usage] = judge_usage([made, unmade])  # as the CLI counts: no call, no failed call
+    assert (usage.calls, usage.errors, usage.verdicts) == (5, 2, 2)
+    assert usage.scoring == {"none": 3, "failed": 2, "not made": 1}
+
 
 def test_reading_names_the_field_path_or_the_line(tmp_path: Path) -> None:
     def problem(line: str, tmp: Path) -> str:
