@@ -36,9 +36,10 @@ from judge.verdict import JudgeResult, VerdictError
 OFFLINE_MODEL = "offline"
 
 NO_JUDGE_HINT = (
-    "the built-in offline judge cannot grade {what}; choose an LLM judge with --model "
-    "(any litellm model string, e.g. --model gpt-4o-mini with OPENAI_API_KEY set) or point an "
-    "OpenAI-compatible server at it with --model openai/NAME --api-base URL"
+    "the built-in offline judge cannot grade {what}; choose an LLM judge: on the command line "
+    "with --model (any litellm model string, e.g. --model gpt-4o-mini with OPENAI_API_KEY set, "
+    "or --model openai/NAME --api-base URL for an OpenAI-compatible server); through the API, "
+    "a judge the server is configured with (GET /v1/judges lists them)"
 )
 
 Heuristic = Callable[[JudgeRequest], JudgeResult | str]
