@@ -72,7 +72,9 @@ def test_a_lone_surrogate_escape_is_refused_by_its_path_and_an_escaped_backslash
     with pytest.raises(JSONInputError, match="lone surrogate") as refused:
         decode(data, sizes)
     assert refused.value.field == "transcripts.1.b"
-    literal = ('{"transcripts": [{"b": "' + escaped.replace("\\u", "\\\\u") + '"}]}').encode()
+    # the escape's own backslash escaped (a "\\u" in the prefix itself stays as it is)
+    as_text = json.dumps(prefix)[1:-1] + "\\" * (2 * backslashes) + f"\\\\u{code:04x}"
+    literal = ('{"transcripts": [{"b": "' + as_text + '"}]}').encode()
     assert decode(literal, sizes)[1] == loads(literal, controls=True)["transcripts"]
 
 
