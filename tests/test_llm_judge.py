@@ -20,7 +20,7 @@ from judge.plan import JudgePlan
 from judge.rubric import Rubric
 from judge.testing.fake_server import FakeJudgeServer, Reply
 from judge.transcript import Transcript
-from judge.verdict import Status
+from judge.verdict import Status, Verdict
 
 
 def structured(label: str, reasoning: str = "because") -> str:
@@ -183,6 +183,17 @@ async def test_slow_server_is_a_timeout_error(
     assert time.perf_counter() - started < 1.5
 
 
+async def graded_on(
+    reply: Reply, judge: LLMJudge, server: FakeJudgeServer, rubric: Rubric, subject: Transcript
+) -> Verdict:
+    """The verdict when the judge gives this reply to every request."""
+    server.responder = lambda body: reply
+    try:
+        return await grader(judge).grade(subject, rubric)
+    finally:
+        server.responder = FakeJudgeServer().responder
+
+
 @pytest.mark.parametrize(
     "reply",
     [
@@ -198,11 +209,7 @@ async def test_judge_refusal_is_a_judge_refused_error(
     refusal: Rubric,
     single_turn: Transcript,
 ) -> None:
-    fake_server.responder = lambda body: reply
-    try:
-        verdict = await grader(llm_judge).grade(single_turn, refusal)
-    finally:
-        fake_server.responder = FakeJudgeServer().responder
+    verdict = await graded_on(reply, llm_judge, fake_server, refusal, single_turn)
 
     assert verdict.status == Status.ERROR
     assert verdict.error is not None and verdict.error.kind == ErrorKind.JUDGE_REFUSED
@@ -219,11 +226,7 @@ async def test_an_empty_reply_is_a_parse_error_not_a_refusal(
 ) -> None:
     """A judge that declines says so; one that says nothing is a broken reply (and a fallback
     judge, asked on a refusal, should not be paid for it)."""
-    fake_server.responder = lambda body: reply
-    try:
-        verdict = await grader(llm_judge).grade(single_turn, refusal)
-    finally:
-        fake_server.responder = FakeJudgeServer().responder
+    verdict = await graded_on(reply, llm_judge, fake_server, refusal, single_turn)
 
     assert verdict.error is not None and verdict.error.kind == ErrorKind.PARSE
     assert "the reply is empty" in verdict.error.message

@@ -17,7 +17,7 @@ from judge.testing.fake_server import FakeJudgeServer, Reply
 from judge.transcript import Transcript
 from judge.transports import HTTPTransport, LitellmTransport, resolve
 from judge.transports.base import parse_retry_after
-from judge.transports.http import parse_completion
+from judge.transports.reply import parse_completion
 
 
 def structured(label: str) -> Reply:

@@ -39,15 +39,16 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=HELP_MARKUP,
 )
-rubrics_app = typer.Typer(
-    help="List, show and validate rubrics.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP
-)
-cache_app = typer.Typer(
-    help="Inspect or clear the verdict cache.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP
-)
-jobs_app = typer.Typer(
-    help="Look after the job store.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP
-)
+
+
+def _group(summary: str) -> typer.Typer:
+    """A command group: its commands listed when it is called without one."""
+    return typer.Typer(help=summary, no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
+
+
+rubrics_app = _group("List, show and validate rubrics.")
+cache_app = _group("Inspect or clear the verdict cache.")
+jobs_app = _group("Look after the job store.")
 app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
 app.add_typer(jobs_app, name="jobs")

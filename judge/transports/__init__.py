@@ -9,14 +9,16 @@ the same ``Completion`` and raises the same ``TransportError``, so the judge beh
 either; its owner closes it with ``aclose``.
 
     base.py     Completion, TransportError, the Transport protocol
-    http.py     HTTPTransport: OpenAI-compatible /chat/completions over its own pooled session;
-                parse_completion (a chat completion body as a Completion, live or batched)
+    http.py     HTTPTransport: OpenAI-compatible /chat/completions over its own pooled session
+    reply.py    parse_completion: a chat completion body as a Completion, whichever transport
+                carried it (live or batched), malformed ones refused alike
     litellm.py  LitellmTransport, litellm's lazy import, ``resolve`` (a model's transport)
 """
 
 from judge.transports.base import Completion, Transport, TransportError
-from judge.transports.http import HTTPTransport, parse_completion
+from judge.transports.http import HTTPTransport
 from judge.transports.litellm import LitellmTransport, litellm_module, model_problem, resolve
+from judge.transports.reply import parse_completion
 
 __all__ = [
     "Completion",

@@ -15,7 +15,8 @@ import orjson
 from judge.errors import ErrorKind
 from judge.heap import freeze_long_lived
 from judge.transports.base import Completion, Transport, TransportError, parse_retry_after
-from judge.transports.http import HTTPTransport, parse_completion
+from judge.transports.http import HTTPTransport
+from judge.transports.reply import malformed_reply, parse_completion
 
 
 @cache
@@ -78,11 +79,7 @@ class LitellmTransport:
         try:  # the reply read exactly as the HTTP transport reads one, through its JSON
             raw = orjson.dumps(response.model_dump())
         except Exception as exc:  # e.g. a lone surrogate, a 2**70: nothing JSON can carry
-            raise TransportError(
-                ErrorKind.PROVIDER,
-                f"malformed reply from the judge endpoint ({exc})",
-                transient=False,
-            ) from None
+            raise malformed_reply(str(exc)) from None
         return parse_completion(raw)
 
 
